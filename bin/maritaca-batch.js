@@ -1,0 +1,9 @@
+#!/usr/bin/env node
+'use strict';
+// Thin launcher: the CLI lives in the compiled package (run `npm run build` in a checkout).
+require('../lib/cli/index.js')
+  .main(process.argv)
+  .catch((err) => {
+    console.error(`maritaca-batch: ${err && err.message ? err.message : String(err)}`);
+    process.exitCode = 1;
+  });

@@ -1,0 +1,77 @@
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+import { builtinModules } from 'node:module';
+
+const nodeBuiltins = builtinModules.flatMap((name) => [name, `node:${name}`]);
+
+export default tseslint.config(
+  { ignores: ['lib/**', 'node_modules/**', '.tools/**', '.temporal/**', 'test-artifacts/**', 'coverage/**'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+    },
+  },
+  {
+    files: ['**/*.js', '**/*.cjs'],
+    languageOptions: {
+      sourceType: 'commonjs',
+      globals: {
+        require: 'readonly',
+        module: 'writable',
+        process: 'readonly',
+        __dirname: 'readonly',
+        console: 'readonly',
+      },
+    },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
+  {
+    // Workflow code is replayed by Temporal and must be deterministic: it may only reach the
+    // workflow SDK and the sandbox-safe shared folder.
+    files: ['src/workflows/**/*.ts'],
+    rules: {
+      // Type-only imports vanish at compile time, so the activities' types may reach workflows.
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          paths: nodeBuiltins.map((name) => ({
+            name,
+            message: 'Workflow code runs in a deterministic sandbox.',
+          })),
+          patterns: [
+            {
+              group: [
+                '@temporalio/activity',
+                '@temporalio/client',
+                '@temporalio/worker',
+                '@temporalio/testing',
+              ],
+              message: 'Workflow code may import only @temporalio/workflow and src/shared.',
+            },
+            {
+              allowTypeImports: true,
+              group: [
+                '../activities/**',
+                '../client/**',
+                '../worker/**',
+                '../cli/**',
+                '../testing/**',
+                '../activities',
+                '../client',
+                '../worker',
+                '../cli',
+                '../testing',
+                'openai',
+                'commander',
+                'cli-progress',
+              ],
+              message: 'Workflow code may import only @temporalio/workflow and src/shared.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+);

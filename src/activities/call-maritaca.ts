@@ -1,0 +1,208 @@
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import OpenAI from 'openai';
+import {
+  FailureTypes,
+  priceOf,
+  type CallFailureDetails,
+  type CallMaritacaInput,
+  type CallMaritacaOutput,
+  type ChatResult,
+} from '../shared';
+
+/** How a worker reaches Maritaca. The key stays here: it never enters workflow input or history. */
+export interface MaritacaConnectionOptions {
+  /** Maritaca API key (`MARITACA_API_KEY`). */
+  apiKey: string;
+  /** API base URL (`MARITACA_BASE_URL`), e.g. `https://chat.maritaca.ai/api`. */
+  baseURL: string;
+  /** Per-call HTTP timeout in milliseconds. */
+  requestTimeoutMs?: number;
+  /** How often a running call heartbeats, so cancellation reaches it quickly. Default 1000 ms. */
+  heartbeatIntervalMs?: number;
+}
+
+/**
+ * Maritaca answers some errors FastAPI-style (`{"detail": ...}`), which the OpenAI SDK does not
+ * read; rewriting them as `{"error": {"message": ...}}` lets every error keep the server's words.
+ */
+async function fetchWithReadableErrors(url: string | URL | Request, init?: RequestInit): Promise<Response> {
+  const response = await fetch(url, init);
+  if (response.ok) return response;
+  const text = await response.text();
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = undefined;
+  }
+  const detail = (body as { detail?: unknown } | undefined)?.detail;
+  const normalized =
+    body && typeof body === 'object' && 'error' in body
+      ? text
+      : JSON.stringify({
+          error: { message: detail === undefined ? text || response.statusText : stringify(detail) },
+        });
+  const headers = new Headers(response.headers);
+  headers.set('content-type', 'application/json');
+  headers.delete('content-length');
+  return new Response(normalized, { status: response.status, statusText: response.statusText, headers });
+}
+
+function stringify(detail: unknown): string {
+  if (typeof detail === 'string') return detail;
+  if (Array.isArray(detail)) {
+    // FastAPI validation errors: [{ loc: ['body', 'messages'], msg: 'Field required' }]
+    return detail
+      .map((d: { loc?: unknown[]; msg?: string }) =>
+        d && typeof d === 'object' && d.msg ? `${(d.loc ?? []).join('.')}: ${d.msg}` : JSON.stringify(d),
+      )
+      .join('; ');
+  }
+  return JSON.stringify(detail);
+}
+
+/** Seconds or HTTP date in `Retry-After` (or milliseconds in `retry-after-ms`) as milliseconds. */
+export function retryAfterMs(headers: Headers | undefined, now = Date.now()): number | undefined {
+  const ms = headers?.get('retry-after-ms');
+  if (ms && Number.isFinite(Number(ms))) return Math.max(0, Number(ms));
+  const value = headers?.get('retry-after');
+  if (!value) return undefined;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+
+/**
+ * Builds the `callMaritaca` activity: one chat completion through the OpenAI SDK with
+ * `maxRetries: 0`, so Temporal's retry policy is the only one.
+ */
+export function createCallMaritaca(connection: MaritacaConnectionOptions) {
+  const client = new OpenAI({
+    apiKey: connection.apiKey,
+    baseURL: connection.baseURL,
+    maxRetries: 0,
+    timeout: connection.requestTimeoutMs ?? 120_000,
+    fetch: fetchWithReadableErrors,
+  });
+  const scrub = (text: string): string =>
+    connection.apiKey ? text.split(connection.apiKey).join('[redacted]') : text;
+  const heartbeatIntervalMs = connection.heartbeatIntervalMs ?? 1000;
+
+  /** Calls Maritaca once; failures are mapped to retryable or non-retryable `ApplicationFailure`s. */
+  return async function callMaritaca(input: CallMaritacaInput): Promise<CallMaritacaOutput> {
+    const ctx = Context.current();
+    const attempt = ctx.info.attempt;
+    const heartbeat = setInterval(() => ctx.heartbeat(), heartbeatIntervalMs);
+    try {
+      const completion = await client.chat.completions.create(
+        {
+          model: input.model,
+          messages: input.messages,
+          max_tokens: input.maxTokens,
+          ...(input.temperature !== undefined ? { temperature: input.temperature } : {}),
+          ...(input.topP !== undefined ? { top_p: input.topP } : {}),
+          ...(input.stop !== undefined ? { stop: input.stop } : {}),
+          stream: false,
+        },
+        {
+          signal: ctx.cancellationSignal,
+          headers: {
+            'X-Request-Id': `${ctx.info.workflowExecution?.workflowId ?? 'standalone'}/${input.requestId}`,
+          },
+        },
+      );
+      const choice = completion.choices?.[0];
+      if (!choice || typeof choice.message?.content !== 'string') {
+        throw ApplicationFailure.create({
+          type: FailureTypes.InvalidResponse,
+          message: 'Maritaca answered without a message in choices[0]',
+          nonRetryable: true,
+          details: [{ attempt } satisfies CallFailureDetails],
+        });
+      }
+      const usage = completion.usage;
+      const promptTokens = usage?.prompt_tokens ?? 0;
+      const completionTokens = usage?.completion_tokens ?? 0;
+      const cachedPromptTokens = usage?.prompt_tokens_details?.cached_tokens ?? undefined;
+      const content = choice.message.content;
+      const result: ChatResult = {
+        generations: [
+          {
+            text: content,
+            message: { role: 'assistant', content },
+            generationInfo: { finishReason: choice.finish_reason ?? null },
+          },
+        ],
+        llmOutput: {
+          tokenUsage: {
+            promptTokens,
+            completionTokens,
+            totalTokens: usage?.total_tokens ?? promptTokens + completionTokens,
+            ...(cachedPromptTokens ? { cachedPromptTokens } : {}),
+          },
+          model: completion.model || input.model,
+        },
+      };
+      const cost = priceOf(input.model, {
+        promptTokens,
+        completionTokens,
+        ...(cachedPromptTokens ? { cachedPromptTokens } : {}),
+      });
+      return { result, cost, attempt };
+    } catch (err) {
+      if (ctx.cancellationSignal.aborted) {
+        throw new CancelledFailure('Maritaca call cancelled');
+      }
+      throw toFailure(err, attempt, scrub);
+    } finally {
+      clearInterval(heartbeat);
+    }
+  };
+}
+
+/** Maps an SDK error to the `ApplicationFailure` Temporal retries (or not). */
+function toFailure(err: unknown, attempt: number, scrub: (text: string) => string): unknown {
+  if (err instanceof ApplicationFailure) return err;
+  if (err instanceof OpenAI.APIConnectionError) {
+    const timedOut = err instanceof OpenAI.APIConnectionTimeoutError;
+    return ApplicationFailure.create({
+      type: FailureTypes.ConnectionError,
+      message: scrub(timedOut ? 'Maritaca call timed out' : `Could not reach Maritaca: ${err.message}`),
+      details: [{ attempt } satisfies CallFailureDetails],
+    });
+  }
+  if (err instanceof OpenAI.APIError && err.status !== undefined) {
+    const status = err.status;
+    const message = scrub(err.message);
+    const details: CallFailureDetails[] = [{ status, attempt }];
+    if (status === 429) {
+      const delay = retryAfterMs(err.headers);
+      return ApplicationFailure.create({
+        type: FailureTypes.RateLimited,
+        message,
+        details,
+        ...(delay !== undefined ? { nextRetryDelay: Math.max(delay, 1) } : {}),
+      });
+    }
+    if (status === 401 || status === 403) {
+      return ApplicationFailure.create({
+        type: FailureTypes.AuthenticationError,
+        message,
+        details,
+        nonRetryable: true,
+      });
+    }
+    if (status === 408 || status >= 500) {
+      return ApplicationFailure.create({ type: FailureTypes.ServerError, message, details });
+    }
+    return ApplicationFailure.create({ type: FailureTypes.BadRequest, message, details, nonRetryable: true });
+  }
+  const message = scrub(err instanceof Error ? err.message : String(err));
+  return ApplicationFailure.create({
+    type: FailureTypes.ConnectionError,
+    message,
+    details: [{ attempt } satisfies CallFailureDetails],
+  });
+}

@@ -1,0 +1,184 @@
+import path from 'node:path';
+import { Connection, Client } from '@temporalio/client';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { MaritacaBatchClient } from '../client';
+import { DEFAULT_MARITACA_BASE_URL, DEFAULT_TASK_QUEUE, type BatchRequest } from '../shared';
+import { startDevServer, waitForPort, type RunningDevServer } from '../testing/dev-server';
+import { startFakeMaritaca, type FakeMaritacaServer } from '../testing/fake-maritaca';
+import { packageRoot } from '../testing/temporal-cli';
+import { MaritacaBatchPlugin } from '../worker';
+
+/** Thirty short questions in Portuguese: the demo batch. */
+export const DEMO_QUESTIONS: readonly string[] = [
+  'Qual é a capital do Brasil?',
+  'Qual é a capital da Argentina?',
+  'Qual é a capital do Chile?',
+  'Qual é a capital do Peru?',
+  'Qual é a capital da Colômbia?',
+  'Quem escreveu "Dom Casmurro"?',
+  'Em que ano foi proclamada a República no Brasil?',
+  'Qual é o maior rio do Brasil em volume de água?',
+  'Explique em uma frase o que é fotossíntese.',
+  'Quantos estados tem o Brasil?',
+  'Qual é a moeda oficial de Portugal?',
+  'Resuma a história do Cristo Redentor em duas frases.',
+  'O que é um número primo? Dê três exemplos.',
+  'Traduza "bom dia" para o inglês e o espanhol.',
+  'Qual é o ponto mais alto do Brasil?',
+  'Cite três biomas brasileiros.',
+  'Quem foi Santos Dumont?',
+  'O que significa a sigla PIX?',
+  'Qual é a diferença entre clima e tempo?',
+  'Quantos minutos há em um dia?',
+  'Qual é o prato típico mais famoso de Minas Gerais?',
+  'Em que continente fica Moçambique?',
+  'Explique o que é inflação para uma criança de dez anos.',
+  'Qual é a fórmula da água?',
+  'Quem pintou "Abaporu"?',
+  'Qual é a língua oficial de Angola?',
+  'O que é a Lei Geral de Proteção de Dados (LGPD)?',
+  'Quantos lados tem um hexágono?',
+  'Qual é o maior estado brasileiro em área?',
+  'Dê uma dica para economizar energia em casa.',
+];
+
+/** Options of {@link runDemo}. */
+export interface DemoOptions {
+  /** Leave the dev server and worker up after the batch ends, until Ctrl-C (default true). */
+  keepRunning?: boolean;
+  /** Where output lines go (default console.log). */
+  log?: (line: string) => void;
+  /** Temporal gRPC and UI ports (defaults 7233 and 8233). */
+  port?: number;
+  uiPort?: number;
+}
+
+async function portIsOpen(port: number): Promise<boolean> {
+  try {
+    await waitForPort('127.0.0.1', port, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Runs the demo: a dev server (UI on :8233), the fake Maritaca server unless `MARITACA_API_KEY`
+ * is set, a worker, and a 30-question batch that is estimated, approved by signal and followed
+ * to the end.
+ */
+export async function runDemo(options: DemoOptions = {}): Promise<void> {
+  const log = options.log ?? ((line: string) => console.log(line));
+  const port = options.port ?? 7233;
+  const uiPort = options.uiPort ?? 8233;
+  let devServer: RunningDevServer | undefined;
+  let fake: FakeMaritacaServer | undefined;
+  let worker: Worker | undefined;
+  let workerRunning: Promise<void> | undefined;
+  const cleanup = async (): Promise<void> => {
+    worker?.shutdown();
+    await workerRunning?.catch(() => undefined);
+    await fake?.close();
+    await devServer?.stop();
+  };
+
+  try {
+    if (await portIsOpen(port)) {
+      log(`Using the Temporal server already listening on 127.0.0.1:${port}`);
+    } else {
+      log('Starting the Temporal dev server ...');
+      devServer = await startDevServer({
+        port,
+        uiPort,
+        dbFilename: path.join(packageRoot(), '.temporal', 'demo.db'),
+        log,
+      });
+    }
+    const address = `127.0.0.1:${port}`;
+
+    let apiKey = process.env.MARITACA_API_KEY?.trim();
+    let baseURL = process.env.MARITACA_BASE_URL?.trim() || DEFAULT_MARITACA_BASE_URL;
+    if (apiKey) {
+      log(`MARITACA_API_KEY is set: calling the real API at ${baseURL}`);
+    } else {
+      apiKey = 'demo-key';
+      fake = await startFakeMaritaca({
+        apiKey,
+        latencyMedianMs: 700,
+        latencyP99Ms: 4000,
+        errorRate500: 0.05,
+        errorRate429: 0.03,
+        seed: 42,
+      });
+      baseURL = fake.url;
+      log(`Fake Maritaca server at ${baseURL} (set MARITACA_API_KEY to use the real API)`);
+    }
+
+    const nativeConnection = await NativeConnection.connect({ address });
+    worker = await Worker.create({
+      connection: nativeConnection,
+      taskQueue: DEFAULT_TASK_QUEUE,
+      plugins: [new MaritacaBatchPlugin({ apiKey, baseURL })],
+    });
+    workerRunning = worker.run().finally(() => nativeConnection.close());
+
+    const connection = await Connection.connect({ address });
+    const batches = new MaritacaBatchClient({
+      client: new Client({ connection }),
+      taskQueue: DEFAULT_TASK_QUEUE,
+    });
+    const requests: BatchRequest[] = DEMO_QUESTIONS.map((content, i) => ({
+      id: `pergunta-${String(i + 1).padStart(2, '0')}`,
+      messages: [{ role: 'user', content }],
+      maxTokens: 300,
+    }));
+    const handle = await batches.start(requests, { model: 'sabiazinho-4', maxConcurrency: 3 });
+    const uiUrl = `http://localhost:${uiPort}/namespaces/default/workflows/${handle.batchId}`;
+    log(`Batch ${handle.batchId} started; watch it at ${uiUrl}`);
+
+    let estimate = await handle.estimate();
+    while (estimate === null) {
+      await new Promise((r) => setTimeout(r, 200));
+      estimate = await handle.estimate();
+    }
+    log(
+      `Estimate: ${estimate.totalRequests} requests, ~${estimate.totalInputTokens} input tokens, ` +
+        `up to ${estimate.totalOutputTokens} output tokens, up to R$ ${estimate.totalCost.toFixed(4)} (${estimate.model})`,
+    );
+    await handle.approve({ approvedBy: 'demo' });
+    log(
+      `Approved a budget of R$ ${estimate.totalCost.toFixed(4)} by signal; running with maxConcurrency 3 ...`,
+    );
+
+    const done = handle.result();
+    let finished = false;
+    void done.finally(() => (finished = true)).catch(() => undefined);
+    while (!finished) {
+      const p = await handle.progress();
+      log(
+        `  ${p.status.padEnd(9)} ${String(p.completed).padStart(2)}/${p.total} done, ${p.inFlight} in flight, ` +
+          `${p.failed} failed, spent R$ ${p.actualCost.toFixed(5)}`,
+      );
+      await Promise.race([done.catch(() => undefined), new Promise((r) => setTimeout(r, 1000))]);
+    }
+    const result = await done;
+    log(
+      `Batch ${result.status}: spent R$ ${result.actualCost.toFixed(5)} of R$ ${estimate.totalCost.toFixed(4)} estimated`,
+    );
+    for (const outcome of result.results.slice(0, 5)) {
+      const answer = outcome.ok ? outcome.result.generations[0]?.text : `failed: ${outcome.error.message}`;
+      log(`  [${outcome.id}] ${answer?.slice(0, 100)}`);
+    }
+    await connection.close();
+    log(`The batch stays visible in the Temporal UI: ${uiUrl}`);
+    if (options.keepRunning ?? true) {
+      log('Press Ctrl-C to stop the dev server, the worker and the fake server.');
+      await new Promise<void>((resolve) => {
+        process.once('SIGINT', resolve);
+        process.once('SIGTERM', resolve);
+      });
+    }
+  } finally {
+    await cleanup();
+  }
+}

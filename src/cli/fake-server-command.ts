@@ -1,0 +1,181 @@
+import { InvalidArgumentError, type Command } from 'commander';
+import {
+  FAKE_MARITACA_DEFAULT_API_KEY,
+  startFakeMaritaca,
+  type FakeMaritacaOptions,
+} from '../testing/fake-maritaca';
+
+/** Exit code of a command line the user got wrong, as opposed to a failure while running. */
+const USAGE_EXIT_CODE = 2;
+const DEFAULT_PORT = 8090;
+
+interface FakeServerFlags {
+  port: number;
+  host: string;
+  apiKey?: string;
+  latencyMs?: number;
+  latencyMedianMs?: number;
+  latencyP99Ms?: number;
+  errorRate500?: number;
+  errorRate429?: number;
+  retryAfterSeconds?: number;
+  hangRate?: number;
+  rpm?: number;
+  replyTokens?: 'max' | number;
+  seed?: number;
+  cachedTokensRate?: number;
+}
+
+/** Commander reports these as "option '--x <v>' argument 'y' is invalid. <message>", naming the flag. */
+function invalid(message: string): InvalidArgumentError {
+  const error = new InvalidArgumentError(message);
+  error.exitCode = USAGE_EXIT_CODE;
+  return error;
+}
+
+function parseNumber(value: string): number {
+  const trimmed = value.trim();
+  const number = trimmed === '' ? Number.NaN : Number(trimmed);
+  if (!Number.isFinite(number)) throw invalid('must be a number');
+  return number;
+}
+
+function nonNegativeNumber(value: string): number {
+  const number = parseNumber(value);
+  if (number < 0) throw invalid('must be a number >= 0');
+  return number;
+}
+
+function positiveNumber(value: string): number {
+  const number = parseNumber(value);
+  if (number <= 0) throw invalid('must be a number > 0');
+  return number;
+}
+
+function rate(value: string): number {
+  const number = parseNumber(value);
+  if (number < 0 || number > 1) throw invalid('must be a number between 0 and 1');
+  return number;
+}
+
+function integer(value: string): number {
+  const number = parseNumber(value);
+  if (!Number.isInteger(number)) throw invalid('must be an integer');
+  return number;
+}
+
+function positiveInteger(value: string): number {
+  const number = integer(value);
+  if (number <= 0) throw invalid('must be a positive integer');
+  return number;
+}
+
+function nonNegativeInteger(value: string): number {
+  const number = integer(value);
+  if (number < 0) throw invalid('must be an integer >= 0');
+  return number;
+}
+
+function port(value: string): number {
+  const number = integer(value);
+  if (number < 0 || number > 65535) throw invalid('must be an integer between 0 and 65535');
+  return number;
+}
+
+function replyTokens(value: string): 'max' | number {
+  if (value.trim() === 'max') return 'max';
+  try {
+    return positiveInteger(value);
+  } catch {
+    throw invalid('must be "max" or a positive integer');
+  }
+}
+
+/**
+ * Adds the `fake-server` subcommand, which runs a fake Maritaca AI server until SIGINT or
+ * SIGTERM, for demos and benchmarks against something that behaves like the real API.
+ *
+ * @returns the subcommand, so callers may tweak it further.
+ */
+export function registerFakeServerCommand(program: Command): Command {
+  return program
+    .command('fake-server')
+    .description(
+      'Run a fake Maritaca AI server (OpenAI-compatible) with injectable latency, errors and limits',
+    )
+    .option('--port <n>', 'port to listen on; 0 picks a free one', port, DEFAULT_PORT)
+    .option('--host <host>', 'interface to listen on', '127.0.0.1')
+    .option(
+      '--api-key <key>',
+      `key clients must send (default: $MARITACA_API_KEY, else "${FAKE_MARITACA_DEFAULT_API_KEY}")`,
+    )
+    .option('--latency-ms <ms>', 'fixed latency of every answer', nonNegativeNumber)
+    .option(
+      '--latency-median-ms <ms>',
+      'median of a log-normal latency (needs --latency-p99-ms)',
+      positiveNumber,
+    )
+    .option('--latency-p99-ms <ms>', '99th percentile of the log-normal latency', positiveNumber)
+    .option('--error-rate-500 <fraction>', 'fraction of requests answered 500', rate)
+    .option('--error-rate-429 <fraction>', 'fraction of requests answered 429', rate)
+    .option('--retry-after-seconds <s>', 'Retry-After of injected 429s (default: 1)', nonNegativeInteger)
+    .option('--hang-rate <fraction>', 'fraction of requests never answered', rate)
+    .option('--rpm <n>', 'requests admitted per sliding minute; beyond it 429', positiveInteger)
+    .option('--reply-tokens <max|n>', 'reply length: "max" (= max_tokens) or a token count', replyTokens)
+    .option('--seed <n>', 'seed of the random decisions, for reproducible runs', integer)
+    .option('--cached-tokens-rate <fraction>', 'fraction of prompt tokens reported as cached', rate)
+    .action(async function (this: Command) {
+      const flags = this.opts<FakeServerFlags>();
+      const usageError = (message: string): never =>
+        this.error(`error: ${message}`, { exitCode: USAGE_EXIT_CODE, code: 'fakeServer.invalidOptions' });
+      const logNormal = flags.latencyMedianMs !== undefined || flags.latencyP99Ms !== undefined;
+      if (flags.latencyMs !== undefined && logNormal) {
+        usageError('--latency-ms cannot be combined with --latency-median-ms/--latency-p99-ms');
+      }
+      if (logNormal && (flags.latencyMedianMs === undefined || flags.latencyP99Ms === undefined)) {
+        usageError('--latency-median-ms and --latency-p99-ms must be given together');
+      }
+      if (logNormal && (flags.latencyP99Ms as number) < (flags.latencyMedianMs as number)) {
+        usageError('--latency-p99-ms must be at least --latency-median-ms');
+      }
+      const apiKey = flags.apiKey || process.env.MARITACA_API_KEY || FAKE_MARITACA_DEFAULT_API_KEY;
+      const options: FakeMaritacaOptions = {
+        port: flags.port,
+        host: flags.host,
+        apiKey,
+        latencyMs: flags.latencyMs,
+        latencyMedianMs: flags.latencyMedianMs,
+        latencyP99Ms: flags.latencyP99Ms,
+        errorRate500: flags.errorRate500,
+        errorRate429: flags.errorRate429,
+        retryAfterSeconds: flags.retryAfterSeconds,
+        hangRate: flags.hangRate,
+        rpm: flags.rpm,
+        replyTokens: flags.replyTokens,
+        seed: flags.seed,
+        cachedTokensRate: flags.cachedTokensRate,
+      };
+      let server;
+      try {
+        server = await startFakeMaritaca(options);
+      } catch (error) {
+        return this.error(
+          `error: cannot start the fake server on ${flags.host}:${flags.port}: ${(error as Error).message}`,
+          {
+            exitCode: 1,
+            code: 'fakeServer.listenFailed',
+          },
+        );
+      }
+      process.stdout.write(`Fake Maritaca listening on ${server.url}\n`);
+      await new Promise<void>((resolve) => {
+        const stop = (): void => {
+          process.off('SIGINT', stop);
+          process.off('SIGTERM', stop);
+          server.close().then(resolve, resolve);
+        };
+        process.on('SIGINT', stop);
+        process.on('SIGTERM', stop);
+      });
+    });
+}

@@ -1,0 +1,48 @@
+import { Command } from 'commander';
+import { runWorker } from '../worker';
+import { registerFakeServerCommand } from './fake-server-command';
+import { runDemo } from './demo';
+
+/** Builds the `maritaca-batch` command line. */
+export function buildProgram(): Command {
+  const program = new Command('maritaca-batch')
+    .description('Durable, budget-approved batches of Maritaca AI chat requests on Temporal')
+    .option('--address <host:port>', 'Temporal frontend address (env TEMPORAL_ADDRESS)')
+    .option('--namespace <name>', 'Temporal namespace (env TEMPORAL_NAMESPACE)')
+    .option('--task-queue <name>', 'task queue of the batch workers (env TEMPORAL_TASK_QUEUE)');
+
+  program
+    .command('worker')
+    .description('run a batch worker (needs MARITACA_API_KEY; MARITACA_BASE_URL optional)')
+    .action(async () => {
+      const globals = program.opts<{ address?: string; namespace?: string; taskQueue?: string }>();
+      await runWorker({
+        ...(globals.address ? { address: globals.address } : {}),
+        ...(globals.namespace ? { namespace: globals.namespace } : {}),
+        ...(globals.taskQueue ? { taskQueue: globals.taskQueue } : {}),
+        onReady: (info) =>
+          console.log(
+            `Worker polling task queue "${info.taskQueue}" on ${info.address} (namespace ${info.namespace}); Maritaca at ${info.baseURL}`,
+          ),
+      });
+    });
+
+  registerFakeServerCommand(program);
+
+  program
+    .command('demo')
+    .description(
+      'dev server + fake Maritaca (or the real API when MARITACA_API_KEY is set) + worker + a demo batch',
+    )
+    .option('--no-keep', 'stop everything when the batch is done instead of leaving the UI up')
+    .action(async (opts: { keep: boolean }) => {
+      await runDemo({ keepRunning: opts.keep });
+    });
+
+  return program;
+}
+
+/** Runs the CLI with `argv` (as `process.argv`). */
+export async function main(argv: string[]): Promise<void> {
+  await buildProgram().parseAsync(argv);
+}

@@ -1,0 +1,32 @@
+import type { RequestError } from '../../shared';
+import { MaritacaBatchError } from './maritaca-batch-error';
+
+/**
+ * A request exhausted its retries while `returnExceptions` was false, so the batch failed.
+ * Carries which request failed and why.
+ */
+export class BatchRequestFailedError extends MaritacaBatchError {
+  /** Id of the request that failed. */
+  readonly requestId: string;
+  /** Its position in the input. */
+  readonly index: number;
+  /** Failure type, e.g. `MaritacaAuthenticationError`. */
+  readonly type: string;
+  /** HTTP status Maritaca answered with, when there was one. */
+  readonly status: number | undefined;
+  /** Attempts made. */
+  readonly attempts: number;
+
+  constructor(
+    message: string,
+    details: { id: string; index: number; error: RequestError; attempts: number },
+    cause?: unknown,
+  ) {
+    super(message, { cause });
+    this.requestId = details.id;
+    this.index = details.index;
+    this.type = details.error.type;
+    this.status = details.error.status;
+    this.attempts = details.attempts;
+  }
+}

@@ -1,0 +1,5 @@
+export { MaritacaBatchError } from './maritaca-batch-error';
+export { InvalidBatchInputError } from './invalid-batch-input-error';
+export { BatchRequestFailedError } from './batch-request-failed-error';
+export { BatchFailedError } from './batch-failed-error';
+export { BatchNotFoundError } from './batch-not-found-error';

@@ -1,0 +1,9 @@
+export {
+  BatchHandle,
+  MaritacaBatchClient,
+  validateBatchInput,
+  type ConnectOptions,
+  type MaritacaBatchClientOptions,
+  type StartOptions,
+} from './batch-client';
+export * from './errors';

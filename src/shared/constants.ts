@@ -1,0 +1,27 @@
+/** Workflow type name other SDKs and the `temporal` CLI start. */
+export const WORKFLOW_TYPE = 'maritacaBatch';
+/** Task queue the worker listens on unless `TEMPORAL_TASK_QUEUE` says otherwise. */
+export const DEFAULT_TASK_QUEUE = 'maritaca-batch';
+/** Maritaca's API base URL. */
+export const DEFAULT_MARITACA_BASE_URL = 'https://chat.maritaca.ai/api';
+/** Concurrent calls per batch unless `maxConcurrency` says otherwise. */
+export const DEFAULT_MAX_CONCURRENCY = 5;
+/** Output tokens per request used for the estimate, and sent as `max_tokens`, unless set. */
+export const DEFAULT_MAX_OUTPUT_TOKENS = 1000;
+/** How long one Maritaca call may take before it is abandoned and retried. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 120_000;
+/** Default retry policy of each call. */
+export const DEFAULT_RETRY = {
+  maximumAttempts: 8,
+  initialIntervalMs: 1000,
+  maximumIntervalMs: 60_000,
+  backoffCoefficient: 2,
+} as const;
+
+/** Signal, query and update names: part of the public contract. */
+export const MessageNames = {
+  approve: 'approve',
+  reject: 'reject',
+  progress: 'progress',
+  estimate: 'estimate',
+} as const;

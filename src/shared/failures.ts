@@ -1,0 +1,41 @@
+/**
+ * Type strings of the `ApplicationFailure`s this package raises. Other SDKs and the
+ * `temporal` CLI see these names, so they never change.
+ */
+export const FailureTypes = {
+  /** Maritaca answered 429; retried after `Retry-After`. */
+  RateLimited: 'MaritacaRateLimited',
+  /** Maritaca answered 5xx; retried. */
+  ServerError: 'MaritacaServerError',
+  /** The call timed out or the connection failed; retried. */
+  ConnectionError: 'MaritacaConnectionError',
+  /** Maritaca refused the request (400, 404, 422); not retried. */
+  BadRequest: 'MaritacaBadRequest',
+  /** The API key was refused (401, 403); not retried. */
+  AuthenticationError: 'MaritacaAuthenticationError',
+  /** An answer Maritaca should not have sent (no choices, unparseable body); not retried. */
+  InvalidResponse: 'MaritacaInvalidResponse',
+  /** The activity timed out on Temporal's side (the call never reported back). */
+  Timeout: 'MaritacaTimeout',
+  /** The batch input broke a rule the schema checks; raised by the workflow. */
+  InvalidInput: 'MaritacaBatchInvalidInput',
+  /** A request exhausted its retries and `returnExceptions` was false; fails the batch. */
+  RequestFailed: 'MaritacaBatchRequestFailed',
+} as const;
+
+/** Any value of {@link FailureTypes}. */
+export type FailureType = (typeof FailureTypes)[keyof typeof FailureTypes];
+
+/** Failure types the retry policy never retries. */
+export const NON_RETRYABLE_FAILURE_TYPES: readonly string[] = [
+  FailureTypes.BadRequest,
+  FailureTypes.AuthenticationError,
+  FailureTypes.InvalidResponse,
+  FailureTypes.InvalidInput,
+];
+
+/** Details attached to a `callMaritaca` failure, so the workflow can report status and attempts. */
+export interface CallFailureDetails {
+  status?: number;
+  attempt: number;
+}

@@ -1,0 +1,136 @@
+import { z } from 'zod';
+import { parseDurationMs } from './duration';
+import { KNOWN_MODELS } from './prices';
+
+/** Roles a chat message may have. */
+export const MESSAGE_ROLES = ['system', 'user', 'assistant'] as const;
+
+/** One chat message, as Maritaca's chat completions endpoint takes it. */
+export const messageSchema = z.object({
+  role: z.enum(MESSAGE_ROLES, { error: `must be one of ${MESSAGE_ROLES.join(', ')}` }),
+  content: z.string({ error: 'must be a string' }),
+});
+
+const modelSchema = z
+  .string({ error: 'must be a string' })
+  .refine((m) => KNOWN_MODELS.includes(m), { error: `must be one of ${KNOWN_MODELS.join(', ')}` });
+
+const stopSchema = z.union([z.string(), z.array(z.string()).max(4)], {
+  error: 'must be a string or an array of at most 4 strings',
+});
+
+const durationSchema = z.union([z.string(), z.number()]).refine((v) => parseDurationMs(v) !== undefined, {
+  error: 'must be a positive duration in milliseconds or a string such as "90s", "15m", "2h"',
+});
+
+/** One request of a batch. */
+export const batchRequestSchema = z.object({
+  id: z.string().min(1, { error: 'must be a non-empty string' }).optional(),
+  messages: z
+    .array(messageSchema, { error: 'must be an array of messages' })
+    .min(1, { error: 'must contain at least one message' }),
+  model: modelSchema.optional(),
+  maxTokens: z.number().int().positive().optional(),
+  temperature: z.number().min(0).max(2).optional(),
+  topP: z.number().gt(0).max(1).optional(),
+  stop: stopSchema.optional(),
+});
+
+/** Retry policy applied to each Maritaca call; every field is optional. */
+export const retryOptionsSchema = z.object({
+  maximumAttempts: z.number().int().positive().optional(),
+  initialInterval: durationSchema.optional(),
+  maximumInterval: durationSchema.optional(),
+  backoffCoefficient: z.number().min(1).optional(),
+});
+
+/** Options for the whole batch. */
+export const batchOptionsSchema = z.object({
+  model: modelSchema.optional(),
+  maxConcurrency: z.number().int().min(1, { error: 'must be at least 1' }).max(1000).optional(),
+  maxOutputTokens: z.number().int().positive().optional(),
+  temperature: z.number().min(0).max(2).optional(),
+  stop: stopSchema.optional(),
+  returnExceptions: z.boolean().optional(),
+  autoApproveBelow: z.number().nonnegative().optional(),
+  approvalTimeout: durationSchema.optional(),
+  requestTimeout: durationSchema.optional(),
+  retry: retryOptionsSchema.optional(),
+});
+
+/** The workflow's input: the requests and the batch options. */
+export const batchInputSchema = z
+  .object({
+    requests: z
+      .array(batchRequestSchema, { error: 'must be an array of requests' })
+      .min(1, { error: 'must contain at least one request' }),
+    options: batchOptionsSchema.optional(),
+  })
+  .superRefine((input, ctx) => {
+    const seen = new Map<string, number>();
+    input.requests.forEach((request, index) => {
+      const id = request.id ?? String(index);
+      const first = seen.get(id);
+      if (first !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['requests', index, 'id'],
+          message: `duplicate id "${id}" (already used by requests[${first}])`,
+        });
+      } else {
+        seen.set(id, index);
+      }
+    });
+  });
+
+/** Signal payload of `approve`. */
+export const approveSchema = z.object({
+  budget: z.number({ error: 'must be a number' }).positive({ error: 'must be a positive number' }).optional(),
+  approvedBy: z.string().optional(),
+});
+
+/** Signal payload of `reject`. */
+export const rejectSchema = z.object({ reason: z.string().optional() });
+
+/** One field-level problem found while validating input. */
+export interface InputIssue {
+  /** Where the problem is, e.g. `requests[3].messages[0].role`. */
+  readonly path: string;
+  /** What is wrong with it. */
+  readonly message: string;
+}
+
+/** Formats a zod path such as `['requests', 3, 'messages', 0, 'role']` as `requests[3].messages[0].role`. */
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const key of path) {
+    if (typeof key === 'number') out += `[${key}]`;
+    else out += out ? `.${String(key)}` : String(key);
+  }
+  return out || '(input)';
+}
+
+/** Result of {@link validateInput}: the parsed value or every issue found. */
+export type ValidationResult<T> = { ok: true; value: T } | { ok: false; issues: InputIssue[] };
+
+/** Validates `value` against `schema`, naming each bad field by its path under `prefix`. */
+export function validateWith<T>(
+  schema: z.ZodType<T>,
+  value: unknown,
+  prefix: readonly PropertyKey[] = [],
+): ValidationResult<T> {
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return { ok: true, value: parsed.data };
+  return {
+    ok: false,
+    issues: parsed.error.issues.map((issue) => ({
+      path: formatPath([...prefix, ...issue.path]),
+      message: issue.message,
+    })),
+  };
+}
+
+/** Joins issues into one readable line per field. */
+export function describeIssues(issues: readonly InputIssue[]): string {
+  return issues.map((issue) => `${issue.path}: ${issue.message}`).join('; ');
+}

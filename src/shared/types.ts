@@ -1,0 +1,162 @@
+import type { z } from 'zod';
+import type {
+  approveSchema,
+  batchInputSchema,
+  batchOptionsSchema,
+  batchRequestSchema,
+  messageSchema,
+  rejectSchema,
+  retryOptionsSchema,
+} from './schema';
+
+/** One chat message. */
+export type ChatMessage = z.infer<typeof messageSchema>;
+/** One request of a batch, as given by the caller. */
+export type BatchRequest = z.infer<typeof batchRequestSchema>;
+/** Options for the whole batch, as given by the caller. */
+export type BatchOptions = z.infer<typeof batchOptionsSchema>;
+/** Retry policy for each Maritaca call. */
+export type RetryOptions = z.infer<typeof retryOptionsSchema>;
+/** The `maritacaBatch` workflow's input. */
+export type BatchInput = z.infer<typeof batchInputSchema>;
+/** Payload of the `approve` signal. */
+export type ApproveSignal = z.infer<typeof approveSchema>;
+/** Payload of the `reject` signal. */
+export type RejectSignal = z.infer<typeof rejectSchema>;
+
+/** Where a batch stands. Later versions may add states; these names never change. */
+export type BatchStatus =
+  | 'estimating'
+  | 'awaiting_approval'
+  | 'running'
+  | 'completed'
+  | 'rejected'
+  | 'expired'
+  | 'failed'
+  | 'cancelled';
+
+/** Cost estimate of a batch, in BRL; output is priced at each request's `max_tokens`. */
+export interface BatchEstimate {
+  totalRequests: number;
+  totalInputTokens: number;
+  totalOutputTokens: number;
+  inputCost: number;
+  outputCost: number;
+  totalCost: number;
+  currency: 'BRL';
+  /** The batch's default model (requests may name others; their prices are used for them). */
+  model: string;
+}
+
+/** What `estimateCost` returns: the batch estimate plus the per-request figures behind it. */
+export interface DetailedEstimate extends BatchEstimate {
+  /** Estimated input tokens of each request, in input order. */
+  perRequestInputTokens: number[];
+  /** Worst-case cost of each request (input estimate plus `max_tokens` output), in input order. */
+  perRequestMaxCost: number[];
+}
+
+/** Token usage of one call, LangChain-style. */
+export interface TokenUsage {
+  promptTokens: number;
+  completionTokens: number;
+  totalTokens: number;
+  cachedPromptTokens?: number;
+}
+
+/** One generated answer, LangChain-style. */
+export interface ChatGeneration {
+  text: string;
+  message: { role: 'assistant'; content: string };
+  generationInfo: { finishReason: string | null };
+}
+
+/** The result of one chat call; mirrors LangChain's `ChatResult`. */
+export interface ChatResult {
+  generations: ChatGeneration[];
+  llmOutput: { tokenUsage: TokenUsage; model: string };
+}
+
+/** A failure of one request, after its retries. */
+export interface RequestError {
+  /** Failure type, one of {@link FailureTypes}'s values. */
+  type: string;
+  message: string;
+  /** HTTP status Maritaca answered with, when there was one. */
+  status?: number;
+}
+
+/** The outcome of one request, reported in input order. */
+export type RequestOutcome =
+  | { id: string; index: number; ok: true; result: ChatResult; attempts: number; cost: number }
+  | { id: string; index: number; ok: false; error: RequestError; attempts: number };
+
+/** Who approved how much, and when. */
+export interface ApprovalRecord {
+  budget: number;
+  approvedBy?: string;
+  /** ISO timestamp. */
+  at: string;
+  /** `signal`, or `auto` when `autoApproveBelow` approved it. */
+  via: 'signal' | 'auto';
+}
+
+/** Answer of the `progress` query. */
+export interface BatchProgress {
+  status: BatchStatus;
+  total: number;
+  completed: number;
+  succeeded: number;
+  failed: number;
+  inFlight: number;
+  pending: number;
+  estimate: BatchEstimate | null;
+  approvedBudget: number | null;
+  actualCost: number;
+  currency: 'BRL';
+  /** ISO timestamp of the workflow start. */
+  startedAt: string;
+  /** ISO timestamp of the last change. */
+  updatedAt: string;
+  approval: ApprovalRecord | null;
+  rejectionReason: string | null;
+}
+
+/** What the `maritacaBatch` workflow returns. */
+export interface BatchResult {
+  status: BatchStatus;
+  /** One outcome per request, in input order (empty when the batch never ran). */
+  results: RequestOutcome[];
+  estimate: BatchEstimate | null;
+  approvedBudget: number | null;
+  actualCost: number;
+  currency: 'BRL';
+  rejectionReason: string | null;
+}
+
+/** Input of the `callMaritaca` activity: one fully resolved chat completion request. */
+export interface CallMaritacaInput {
+  requestId: string;
+  model: string;
+  messages: ChatMessage[];
+  maxTokens: number;
+  temperature?: number;
+  topP?: number;
+  stop?: string | string[];
+}
+
+/** Output of the `callMaritaca` activity. */
+export interface CallMaritacaOutput {
+  result: ChatResult;
+  /** Cost of this call in BRL, from its usage. */
+  cost: number;
+  /** Attempt number that succeeded (1 for the first try). */
+  attempt: number;
+}
+
+/** Input of the `estimateCost` activity. */
+export interface EstimateCostInput {
+  requests: { messages: ChatMessage[]; model: string; maxTokens: number }[];
+  /** Default model, reported in the estimate. */
+  model: string;
+}

@@ -1,0 +1,112 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { ensureTemporalCli } from './temporal-cli';
+
+/** Options of {@link startDevServer}. */
+export interface DevServerOptions {
+  /** gRPC port (default 7233). */
+  port?: number;
+  /** Web UI port (default 8233). */
+  uiPort?: number;
+  /** SQLite file that keeps the server's state across restarts; in-memory when absent. */
+  dbFilename?: string;
+  /** Namespace to create (default `default`). */
+  namespace?: string;
+  /** Extra arguments for `temporal server start-dev`. */
+  extraArgs?: string[];
+  /** Where progress lines go. */
+  log?: (line: string) => void;
+  /** How long to wait for the server to accept connections (default 60 s). */
+  readyTimeoutMs?: number;
+}
+
+/** A running `temporal server start-dev`. */
+export interface RunningDevServer {
+  /** `host:port` of the frontend. */
+  address: string;
+  /** URL of the web UI. */
+  uiUrl: string;
+  /** The server process. */
+  process: ChildProcess;
+  /** Stops the server and waits for it to exit. */
+  stop(): Promise<void>;
+}
+
+/** Resolves once something accepts TCP connections on host:port, or rejects after `timeoutMs`. */
+export async function waitForPort(host: string, port: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = net.connect({ host, port });
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    });
+    if (open) return;
+    if (Date.now() > deadline) throw new Error(`Nothing listens on ${host}:${port} after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/**
+ * Starts the Temporal CLI's dev server (installing the CLI if needed) and waits until it
+ * accepts connections. Used by the demo and the `dev` command; tests use `TestWorkflowEnvironment`.
+ */
+export async function startDevServer(options: DevServerOptions = {}): Promise<RunningDevServer> {
+  const log = options.log ?? (() => undefined);
+  const cli = await ensureTemporalCli(log);
+  const port = options.port ?? 7233;
+  const uiPort = options.uiPort ?? 8233;
+  const args = [
+    'server',
+    'start-dev',
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--ui-port',
+    String(uiPort),
+    '--namespace',
+    options.namespace ?? 'default',
+    '--log-level',
+    'error',
+  ];
+  if (options.dbFilename) {
+    mkdirSync(path.dirname(options.dbFilename), { recursive: true });
+    args.push('--db-filename', options.dbFilename);
+  }
+  args.push(...(options.extraArgs ?? []));
+  const child = spawn(cli, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString()).slice(-4000);
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  try {
+    await Promise.race([
+      waitForPort('127.0.0.1', port, options.readyTimeoutMs ?? 60_000),
+      exited.then((code) => {
+        throw new Error(`temporal server start-dev exited with code ${code}: ${stderr.trim()}`);
+      }),
+    ]);
+  } catch (err) {
+    child.kill('SIGKILL');
+    throw err;
+  }
+  return {
+    address: `127.0.0.1:${port}`,
+    uiUrl: `http://localhost:${uiPort}`,
+    process: child,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}

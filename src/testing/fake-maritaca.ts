@@ -1,0 +1,761 @@
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { performance } from 'node:perf_hooks';
+// Imported from the file, not the shared index, so the fake never loads the workflow SDK.
+import { KNOWN_MODELS } from '../shared/prices';
+
+/**
+ * Behaviour of the fake server that may change while it runs, through
+ * {@link FakeMaritacaServer.configure} or `POST /_config`.
+ */
+export interface FakeMaritacaBehaviour {
+  /** Every answer (200 or injected 500) waits exactly this long. Excludes the log-normal settings. */
+  latencyMs?: number;
+  /** Median of a log-normal latency; needs {@link latencyP99Ms}. */
+  latencyMedianMs?: number;
+  /** 99th percentile of the log-normal latency; at least {@link latencyMedianMs}. */
+  latencyP99Ms?: number;
+  /** Fraction (0..1) of admitted chat requests answered 500. */
+  errorRate500?: number;
+  /** Fraction (0..1) of admitted chat requests answered 429 with `Retry-After`. */
+  errorRate429?: number;
+  /** `Retry-After` of injected 429s, in whole seconds. Default 1. */
+  retryAfterSeconds?: number;
+  /** Fraction (0..1) of admitted chat requests never answered, until the client gives up. */
+  hangRate?: number;
+  /** Chat requests admitted per sliding 60-second window; beyond it the answer is 429. */
+  rpm?: number;
+  /**
+   * Length of each reply: `'max'` answers exactly `max_tokens` tokens with finish reason
+   * `length`; a number N answers min(N, `max_tokens`) tokens. Unset: a short natural reply.
+   */
+  replyTokens?: 'max' | number;
+  /** Seed of the PRNG behind every random decision; setting it at runtime restarts the sequence. */
+  seed?: number;
+  /** Fraction (0..1) of prompt tokens reported as `cached_tokens`. Default 0. */
+  cachedTokensRate?: number;
+}
+
+/**
+ * A change to the fake's behaviour: an absent or `undefined` field stays as it is, `null`
+ * turns the setting off (back to its default).
+ */
+export type FakeMaritacaBehaviourUpdate = {
+  [K in keyof FakeMaritacaBehaviour]?: FakeMaritacaBehaviour[K] | null;
+};
+
+/** Options of {@link startFakeMaritaca}. */
+export interface FakeMaritacaOptions extends FakeMaritacaBehaviour {
+  /** Port to listen on; 0 (the default) picks a free one. */
+  port?: number;
+  /** Interface to listen on. Default `127.0.0.1`. */
+  host?: string;
+  /** Key clients must send as `Authorization: Bearer <key>`. Default `test-key`. */
+  apiKey?: string;
+}
+
+/** Counters of chat completion requests, as `GET /_stats` reports them. */
+export interface FakeMaritacaStats {
+  /** Chat completion requests received, whatever they were answered. */
+  totalRequests: number;
+  /** Chat completion requests per `X-Request-Id` header; `(none)` counts those without one. */
+  byRequestId: Record<string, number>;
+  /** Chat completion requests being served right now, hanging ones included. */
+  currentConcurrency: number;
+  /** Highest {@link currentConcurrency} since start or the last reset. */
+  peakConcurrency: number;
+  /** Chat completion answers sent, per HTTP status. */
+  byStatus: Record<string, number>;
+}
+
+/** A running fake Maritaca server. */
+export interface FakeMaritacaServer {
+  /** Base URL to give clients, e.g. `http://127.0.0.1:8090`; `/api` and `/v1` under it work too. */
+  readonly url: string;
+  /** Port the server listens on. */
+  readonly port: number;
+  /** A snapshot of the counters. */
+  stats(): FakeMaritacaStats;
+  /** Clears the counters, the peak concurrency and the RPM window. */
+  reset(): void;
+  /**
+   * Changes behaviour at runtime.
+   *
+   * @throws RangeError naming the offending field; nothing changes then.
+   */
+  configure(update: FakeMaritacaBehaviourUpdate): void;
+  /** The behaviour in force. */
+  behaviour(): FakeMaritacaBehaviour;
+  /** Stops listening and drops every connection, hanging requests included. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** API key the fake expects unless told otherwise. */
+export const FAKE_MARITACA_DEFAULT_API_KEY = 'test-key';
+
+/** `max_tokens` the fake assumes when a request sends none. */
+export const FAKE_DEFAULT_MAX_TOKENS = 256;
+
+/**
+ * Token count the fake uses for any text: one token per four UTF-16 code units, rounded up.
+ * Crude, but it lets tests predict `usage` exactly.
+ */
+export function countFakeTokens(text: string): number {
+  return Math.ceil(text.length / 4);
+}
+
+/** Overhead the fake charges per message, like real chat templates add role markers. */
+const TOKENS_PER_MESSAGE = 4;
+
+/** `prompt_tokens` the fake reports for these messages. */
+export function fakePromptTokens(messages: readonly { content: string }[]): number {
+  let total = 0;
+  for (const message of messages) total += countFakeTokens(message.content) + TOKENS_PER_MESSAGE;
+  return total;
+}
+
+/**
+ * Starts a fake Maritaca AI server speaking the OpenAI-compatible chat completions API, with
+ * injectable latency, errors, hangs and rate limits.
+ *
+ * @example
+ * const server = await startFakeMaritaca({ latencyMs: 20, errorRate429: 0.1, seed: 1 });
+ * const client = new OpenAI({ apiKey: 'test-key', baseURL: server.url });
+ * // ...
+ * await server.close();
+ */
+export async function startFakeMaritaca(options: FakeMaritacaOptions = {}): Promise<FakeMaritacaServer> {
+  const { port = 0, host = '127.0.0.1', apiKey = FAKE_MARITACA_DEFAULT_API_KEY, ...behaviour } = options;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new RangeError('port must be an integer between 0 and 65535');
+  }
+  if (apiKey.length === 0) throw new RangeError('apiKey must not be empty');
+  const fake = new FakeMaritaca(apiKey, behaviour);
+  await fake.listen(port, host);
+  return fake;
+}
+
+const WINDOW_MS = 60_000;
+const MAX_BODY_BYTES = 16 * 1024 * 1024;
+const REPLY_PREFIX = 'Resposta para: ';
+const FILLER_WORD = ' palavra';
+const NO_REQUEST_ID = '(none)';
+/** Inverse normal CDF at 0.99: how many sigmas the p99 sits above the median. */
+const Z_99 = 2.326;
+
+const MODELS = new Set(KNOWN_MODELS);
+const MODEL_LIST_BODY = JSON.stringify({
+  object: 'list',
+  data: KNOWN_MODELS.map((id) => ({ id, object: 'model', created: 0, owned_by: 'maritaca' })),
+});
+
+type Latency =
+  { kind: 'none' } | { kind: 'fixed'; ms: number } | { kind: 'lognormal'; mu: number; sigma: number };
+
+type Json = Record<string, unknown>;
+
+interface FastApiIssue {
+  loc: (string | number)[];
+  msg: string;
+  type: string;
+}
+
+/** One chat completion request from arrival until it is answered or its client leaves. */
+interface ChatExchange {
+  readonly res: http.ServerResponse;
+  done: boolean;
+  timer: NodeJS.Timeout | undefined;
+}
+
+interface ParsedChatRequest {
+  model: string;
+  messages: { role: string; content: string }[];
+  maxTokens: number;
+}
+
+/** Small, fast and seedable: the same seed replays the same decisions across runs. */
+function mulberry32(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * Timestamps of admitted requests over the last minute. A head index instead of `shift()`
+ * keeps pruning O(1) at benchmark rates.
+ */
+class SlidingWindow {
+  private times: number[] = [];
+  private head = 0;
+
+  /** Records a request and returns 0, or returns how many ms until one more would fit. */
+  tryAdmit(now: number, limit: number): number {
+    const times = this.times;
+    while (this.head < times.length && (times[this.head] as number) <= now - WINDOW_MS) this.head++;
+    if (this.head > 1024 && this.head * 2 > times.length) {
+      this.times = times.slice(this.head);
+      this.head = 0;
+    }
+    const inWindow = this.times.length - this.head;
+    if (inWindow >= limit) {
+      // When the limit was lowered below the window's count, several must expire, not just one.
+      const freeing = this.times[this.times.length - limit] as number;
+      return Math.max(1, freeing + WINDOW_MS - now);
+    }
+    this.times.push(now);
+    return 0;
+  }
+
+  clear(): void {
+    this.times = [];
+    this.head = 0;
+  }
+}
+
+function isRate(value: unknown): value is number {
+  return typeof value === 'number' && Number.isFinite(value) && value >= 0 && value <= 1;
+}
+
+function isNonNegative(value: unknown): value is number {
+  return typeof value === 'number' && Number.isFinite(value) && value >= 0;
+}
+
+function isPositiveInteger(value: unknown): value is number {
+  return typeof value === 'number' && Number.isInteger(value) && value > 0;
+}
+
+const RUNTIME_FIELDS: Readonly<Record<keyof FakeMaritacaBehaviour, (value: unknown) => string | undefined>> =
+  {
+    latencyMs: (v) => (isNonNegative(v) ? undefined : 'must be a number >= 0'),
+    latencyMedianMs: (v) => (isNonNegative(v) && v > 0 ? undefined : 'must be a number > 0'),
+    latencyP99Ms: (v) => (isNonNegative(v) && v > 0 ? undefined : 'must be a number > 0'),
+    errorRate500: (v) => (isRate(v) ? undefined : 'must be a number between 0 and 1'),
+    errorRate429: (v) => (isRate(v) ? undefined : 'must be a number between 0 and 1'),
+    retryAfterSeconds: (v) =>
+      Number.isInteger(v) && (v as number) >= 0 ? undefined : 'must be an integer >= 0',
+    hangRate: (v) => (isRate(v) ? undefined : 'must be a number between 0 and 1'),
+    rpm: (v) => (isPositiveInteger(v) ? undefined : 'must be a positive integer'),
+    replyTokens: (v) =>
+      v === 'max' || isPositiveInteger(v) ? undefined : 'must be "max" or a positive integer',
+    seed: (v) => (Number.isInteger(v) ? undefined : 'must be an integer'),
+    cachedTokensRate: (v) => (isRate(v) ? undefined : 'must be a number between 0 and 1'),
+  };
+
+const FIXED_FIELDS = new Set(['port', 'host', 'apiKey']);
+
+/**
+ * Validates an update against the current behaviour and returns the merged result, so a bad
+ * update never leaves the server half-changed.
+ */
+function mergeBehaviour(
+  current: FakeMaritacaBehaviour,
+  update: FakeMaritacaBehaviourUpdate,
+): FakeMaritacaBehaviour {
+  const merged: Record<string, unknown> = { ...current };
+  const touched = new Set<string>();
+  for (const [key, value] of Object.entries(update)) {
+    if (FIXED_FIELDS.has(key)) throw new RangeError(`${key} cannot be changed while the server runs`);
+    const check = RUNTIME_FIELDS[key as keyof FakeMaritacaBehaviour];
+    if (!check) throw new RangeError(`unknown option "${key}"`);
+    if (value === undefined) continue;
+    touched.add(key);
+    if (value === null) {
+      delete merged[key];
+      continue;
+    }
+    const problem = check(value);
+    if (problem) throw new RangeError(`${key} ${problem}`);
+    merged[key] = value;
+  }
+  const setsFixed = touched.has('latencyMs') && update.latencyMs !== null;
+  const setsLogNormal =
+    (touched.has('latencyMedianMs') && update.latencyMedianMs !== null) ||
+    (touched.has('latencyP99Ms') && update.latencyP99Ms !== null);
+  if (setsFixed && setsLogNormal) {
+    throw new RangeError('latencyMs excludes latencyMedianMs and latencyP99Ms');
+  }
+  // Switching latency model in one update must not require clearing the other one by hand.
+  if (setsFixed) {
+    delete merged.latencyMedianMs;
+    delete merged.latencyP99Ms;
+  } else if (setsLogNormal) {
+    delete merged.latencyMs;
+  }
+  const median = merged.latencyMedianMs as number | undefined;
+  const p99 = merged.latencyP99Ms as number | undefined;
+  if ((median === undefined) !== (p99 === undefined)) {
+    throw new RangeError('latencyMedianMs and latencyP99Ms must be given together');
+  }
+  if (median !== undefined && p99 !== undefined && p99 < median) {
+    throw new RangeError('latencyP99Ms must be at least latencyMedianMs');
+  }
+  return merged as FakeMaritacaBehaviour;
+}
+
+function latencyOf(behaviour: FakeMaritacaBehaviour): Latency {
+  if (behaviour.latencyMs !== undefined && behaviour.latencyMs > 0)
+    return { kind: 'fixed', ms: behaviour.latencyMs };
+  const { latencyMedianMs: median, latencyP99Ms: p99 } = behaviour;
+  if (median !== undefined && p99 !== undefined) {
+    return { kind: 'lognormal', mu: Math.log(median), sigma: Math.log(p99 / median) / Z_99 };
+  }
+  return { kind: 'none' };
+}
+
+/** Strips the `/api`, `/v1` (or `/api/v1`) prefixes base URLs may carry, and the query string. */
+function routeOf(url: string | undefined): string {
+  let path = url ?? '/';
+  const query = path.indexOf('?');
+  if (query >= 0) path = path.slice(0, query);
+  if (path.startsWith('/api/')) path = path.slice(4);
+  if (path.startsWith('/v1/')) path = path.slice(3);
+  if (path.length > 1 && path.endsWith('/')) path = path.slice(0, -1);
+  return path;
+}
+
+function sendJson(
+  res: http.ServerResponse,
+  status: number,
+  body: string,
+  extraHeaders?: Record<string, string>,
+): void {
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(body),
+    ...extraHeaders,
+  });
+  res.end(body);
+}
+
+function openAiError(message: string, type: string): string {
+  return JSON.stringify({ error: { message, type } });
+}
+
+/** Reads the whole body; `undefined` when the client went away first, `null` when it is too large. */
+function readBody(req: http.IncomingMessage): Promise<string | undefined | null> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let settled = false;
+    const settle = (value: string | undefined | null): void => {
+      if (settled) return;
+      settled = true;
+      resolve(value);
+    };
+    req.on('data', (chunk: Buffer) => {
+      if (settled) return;
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) {
+        settle(null);
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () =>
+      settle(
+        chunks.length === 1 ? (chunks[0] as Buffer).toString('utf8') : Buffer.concat(chunks).toString('utf8'),
+      ),
+    );
+    req.on('error', () => settle(undefined));
+    req.on('close', () => settle(undefined));
+  });
+}
+
+/**
+ * Checks the body the way Maritaca's FastAPI front end does; returns the request or the
+ * issues for a 422.
+ */
+function parseChatRequest(body: unknown): ParsedChatRequest | FastApiIssue[] {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    return [
+      {
+        loc: ['body'],
+        msg: 'Input should be a valid dictionary or object to extract fields from',
+        type: 'model_attributes_type',
+      },
+    ];
+  }
+  const fields = body as Json;
+  const issues: FastApiIssue[] = [];
+  const { model, messages, max_tokens: maxTokens } = fields;
+  if (model === undefined || model === null) {
+    issues.push({ loc: ['body', 'model'], msg: 'Field required', type: 'missing' });
+  } else if (typeof model !== 'string') {
+    issues.push({ loc: ['body', 'model'], msg: 'Input should be a valid string', type: 'string_type' });
+  }
+  if (messages === undefined || messages === null) {
+    issues.push({ loc: ['body', 'messages'], msg: 'Field required', type: 'missing' });
+  } else if (!Array.isArray(messages)) {
+    issues.push({ loc: ['body', 'messages'], msg: 'Input should be a valid list', type: 'list_type' });
+  } else if (messages.length === 0) {
+    issues.push({
+      loc: ['body', 'messages'],
+      msg: 'List should have at least 1 item after validation, not 0',
+      type: 'too_short',
+    });
+  } else {
+    messages.forEach((message: unknown, index) => {
+      const fieldsOfMessage = (typeof message === 'object' && message !== null ? message : {}) as Json;
+      if (typeof fieldsOfMessage.role !== 'string') {
+        issues.push({ loc: ['body', 'messages', index, 'role'], msg: 'Field required', type: 'missing' });
+      }
+      if (typeof fieldsOfMessage.content !== 'string') {
+        issues.push({
+          loc: ['body', 'messages', index, 'content'],
+          msg: 'Input should be a valid string',
+          type: 'string_type',
+        });
+      }
+    });
+  }
+  if (maxTokens !== undefined && maxTokens !== null && !isPositiveInteger(maxTokens)) {
+    issues.push({
+      loc: ['body', 'max_tokens'],
+      msg: 'Input should be a positive integer',
+      type: 'greater_than_equal',
+    });
+  }
+  if (issues.length > 0) return issues;
+  return {
+    model: model as string,
+    messages: messages as { role: string; content: string }[],
+    maxTokens: (maxTokens as number | undefined | null) ?? FAKE_DEFAULT_MAX_TOKENS,
+  };
+}
+
+/**
+ * Builds a reply that quotes the last user message, then pads or truncates it to exactly
+ * `tokens` fake tokens (4 code units each) so `completion_tokens` is exact.
+ */
+function replyOfLength(base: string, tokens: number): string {
+  const length = tokens * 4;
+  if (base.length >= length) return base.slice(0, length);
+  const missing = length - base.length;
+  return base + FILLER_WORD.repeat(Math.ceil(missing / FILLER_WORD.length)).slice(0, missing);
+}
+
+function lastUserContent(messages: readonly { role: string; content: string }[]): string {
+  for (let i = messages.length - 1; i >= 0; i--) {
+    const message = messages[i] as { role: string; content: string };
+    if (message.role === 'user') return message.content;
+  }
+  return (messages[messages.length - 1] as { content: string }).content;
+}
+
+class FakeMaritaca implements FakeMaritacaServer {
+  private readonly server: http.Server;
+  private settings: FakeMaritacaBehaviour;
+  private latency: Latency;
+  private random: () => number;
+  private readonly window = new SlidingWindow();
+  private readonly inFlight = new Set<ChatExchange>();
+  private readonly expectedAuthorization: string;
+  private totalRequests = 0;
+  private byRequestId = new Map<string, number>();
+  private byStatus = new Map<number, number>();
+  private currentConcurrency = 0;
+  private peakConcurrency = 0;
+  private completionCounter = 0;
+  private closing: Promise<void> | undefined;
+  private boundPort = 0;
+  private boundUrl = '';
+
+  constructor(apiKey: string, behaviour: FakeMaritacaBehaviour) {
+    this.expectedAuthorization = `Bearer ${apiKey}`;
+    this.settings = mergeBehaviour({}, behaviour);
+    this.latency = latencyOf(this.settings);
+    this.random = mulberry32(this.settings.seed ?? Math.floor(Math.random() * 2 ** 32));
+    this.server = http.createServer((req, res) => this.route(req, res));
+  }
+
+  get url(): string {
+    return this.boundUrl;
+  }
+
+  get port(): number {
+    return this.boundPort;
+  }
+
+  listen(port: number, host: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        const address = this.server.address() as AddressInfo;
+        this.boundPort = address.port;
+        const hostInUrl = address.address.includes(':') ? `[${address.address}]` : address.address;
+        this.boundUrl = `http://${hostInUrl}:${address.port}`;
+        resolve();
+      });
+    });
+  }
+
+  stats(): FakeMaritacaStats {
+    const byStatus: Record<string, number> = {};
+    for (const [status, count] of this.byStatus) byStatus[String(status)] = count;
+    return {
+      totalRequests: this.totalRequests,
+      byRequestId: Object.fromEntries(this.byRequestId),
+      currentConcurrency: this.currentConcurrency,
+      peakConcurrency: this.peakConcurrency,
+      byStatus,
+    };
+  }
+
+  reset(): void {
+    this.totalRequests = 0;
+    this.byRequestId = new Map();
+    this.byStatus = new Map();
+    // Requests still in flight are real load, so the new peak starts from them, not from zero.
+    this.peakConcurrency = this.currentConcurrency;
+    this.window.clear();
+  }
+
+  configure(update: FakeMaritacaBehaviourUpdate): void {
+    const merged = mergeBehaviour(this.settings, update);
+    this.settings = merged;
+    this.latency = latencyOf(merged);
+    if (update.seed !== undefined && update.seed !== null) this.random = mulberry32(update.seed);
+  }
+
+  behaviour(): FakeMaritacaBehaviour {
+    return { ...this.settings };
+  }
+
+  close(): Promise<void> {
+    this.closing ??= new Promise<void>((resolve) => {
+      this.server.close(() => resolve());
+      for (const exchange of [...this.inFlight]) {
+        this.finish(exchange);
+        exchange.res.socket?.destroy();
+      }
+      // Keep-alive sockets would otherwise hold close() until their idle timeout.
+      this.server.closeAllConnections();
+    });
+    return this.closing;
+  }
+
+  private route(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const route = routeOf(req.url);
+    const method = req.method ?? 'GET';
+    switch (route) {
+      case '/chat/completions':
+        if (method === 'POST') return void this.handleChat(req, res).catch(() => res.destroy());
+        break;
+      case '/models':
+        if (method === 'GET') {
+          if (req.headers.authorization !== this.expectedAuthorization) {
+            return sendJson(res, 401, JSON.stringify({ detail: 'Invalid API key' }));
+          }
+          return sendJson(res, 200, MODEL_LIST_BODY);
+        }
+        break;
+      case '/_stats':
+        if (method === 'GET') return sendJson(res, 200, JSON.stringify(this.stats()));
+        break;
+      case '/_reset':
+        if (method === 'POST') {
+          this.reset();
+          return sendJson(res, 200, JSON.stringify(this.stats()));
+        }
+        break;
+      case '/_config':
+        if (method === 'GET') return sendJson(res, 200, JSON.stringify(this.settings));
+        if (method === 'POST') return void this.handleConfig(req, res).catch(() => res.destroy());
+        break;
+      default:
+        return sendJson(res, 404, JSON.stringify({ detail: 'Not Found' }));
+    }
+    sendJson(res, 405, JSON.stringify({ detail: 'Method Not Allowed' }));
+  }
+
+  private async handleConfig(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const text = await readBody(req);
+    if (text === undefined) return;
+    if (text === null)
+      return sendJson(res, 413, openAiError('request body too large', 'invalid_request_error'));
+    let update: unknown;
+    try {
+      update = text.trim() === '' ? {} : JSON.parse(text);
+    } catch {
+      return sendJson(res, 400, openAiError('body is not valid JSON', 'invalid_request_error'));
+    }
+    if (typeof update !== 'object' || update === null || Array.isArray(update)) {
+      return sendJson(res, 400, openAiError('body must be a JSON object', 'invalid_request_error'));
+    }
+    try {
+      this.configure(update as FakeMaritacaBehaviourUpdate);
+    } catch (error) {
+      return sendJson(res, 400, openAiError((error as Error).message, 'invalid_request_error'));
+    }
+    sendJson(res, 200, JSON.stringify(this.settings));
+  }
+
+  private async handleChat(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const exchange = this.begin(req, res);
+    // Auth comes before the body so a wrong key costs nothing, like a real gateway.
+    if (req.headers.authorization !== this.expectedAuthorization) {
+      return this.respond(exchange, 401, JSON.stringify({ detail: 'Invalid API key' }));
+    }
+    const text = await readBody(req);
+    if (exchange.done || text === undefined) return;
+    if (text === null) {
+      return this.respond(exchange, 413, openAiError('request body too large', 'invalid_request_error'), {
+        connection: 'close',
+      });
+    }
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      return this.respond(
+        exchange,
+        422,
+        JSON.stringify({ detail: [{ loc: ['body', 0], msg: 'JSON decode error', type: 'json_invalid' }] }),
+      );
+    }
+    const parsed = parseChatRequest(body);
+    if (Array.isArray(parsed)) return this.respond(exchange, 422, JSON.stringify({ detail: parsed }));
+    if (!MODELS.has(parsed.model)) {
+      return this.respond(
+        exchange,
+        400,
+        openAiError(
+          `Model '${parsed.model}' not found. Available models: ${KNOWN_MODELS.join(', ')}`,
+          'invalid_request_error',
+        ),
+      );
+    }
+    if ((body as Json).stream === true) {
+      return this.respond(
+        exchange,
+        400,
+        openAiError('stream is not supported by the fake server', 'invalid_request_error'),
+      );
+    }
+    const settings = this.settings;
+    if (settings.rpm !== undefined) {
+      const waitMs = this.window.tryAdmit(performance.now(), settings.rpm);
+      if (waitMs > 0) {
+        return this.respond(
+          exchange,
+          429,
+          openAiError(`Rate limit of ${settings.rpm} requests per minute exceeded`, 'rate_limit_error'),
+          { 'retry-after': String(Math.max(1, Math.ceil(waitMs / 1000))) },
+        );
+      }
+    }
+    // Always three draws per admitted request, whatever is configured, so a seed replays the
+    // same decisions even after the latency model or the rates change.
+    const roll = this.random();
+    const latencyMs = this.sampleLatency(this.random(), this.random());
+    const hangRate = settings.hangRate ?? 0;
+    const errorRate500 = settings.errorRate500 ?? 0;
+    const errorRate429 = settings.errorRate429 ?? 0;
+    if (roll < hangRate) return;
+    if (roll < hangRate + errorRate500) {
+      return this.respondAfter(
+        exchange,
+        latencyMs,
+        500,
+        openAiError('Internal server error', 'server_error'),
+      );
+    }
+    if (roll < hangRate + errorRate500 + errorRate429) {
+      return this.respond(exchange, 429, openAiError('Too many requests', 'rate_limit_error'), {
+        'retry-after': String(settings.retryAfterSeconds ?? 1),
+      });
+    }
+    this.respondAfter(exchange, latencyMs, 200, this.completionBody(parsed));
+  }
+
+  private completionBody(request: ParsedChatRequest): string {
+    const replyTokens = this.settings.replyTokens;
+    const base = REPLY_PREFIX + lastUserContent(request.messages);
+    let content: string;
+    if (replyTokens === undefined) {
+      content = countFakeTokens(base) > request.maxTokens ? replyOfLength(base, request.maxTokens) : base;
+    } else {
+      const target = replyTokens === 'max' ? request.maxTokens : Math.min(replyTokens, request.maxTokens);
+      content = replyOfLength(base, target);
+    }
+    const completionTokens = countFakeTokens(content);
+    const promptTokens = fakePromptTokens(request.messages);
+    this.completionCounter++;
+    return JSON.stringify({
+      id: `chatcmpl-fake-${this.completionCounter}`,
+      object: 'chat.completion',
+      created: Math.floor(Date.now() / 1000),
+      model: request.model,
+      choices: [
+        {
+          index: 0,
+          message: { role: 'assistant', content },
+          finish_reason: completionTokens >= request.maxTokens ? 'length' : 'stop',
+        },
+      ],
+      usage: {
+        prompt_tokens: promptTokens,
+        completion_tokens: completionTokens,
+        total_tokens: promptTokens + completionTokens,
+        prompt_tokens_details: {
+          cached_tokens: Math.floor(promptTokens * (this.settings.cachedTokensRate ?? 0)),
+        },
+      },
+    });
+  }
+
+  private sampleLatency(uniform1: number, uniform2: number): number {
+    const latency = this.latency;
+    if (latency.kind === 'none') return 0;
+    if (latency.kind === 'fixed') return latency.ms;
+    // Box-Muller; 1 - u keeps the logarithm's argument in (0, 1].
+    const z = Math.sqrt(-2 * Math.log(1 - uniform1)) * Math.cos(2 * Math.PI * uniform2);
+    return Math.exp(latency.mu + latency.sigma * z);
+  }
+
+  private begin(req: http.IncomingMessage, res: http.ServerResponse): ChatExchange {
+    const exchange: ChatExchange = { res, done: false, timer: undefined };
+    this.totalRequests++;
+    const header = req.headers['x-request-id'];
+    const requestId = typeof header === 'string' && header !== '' ? header : NO_REQUEST_ID;
+    this.byRequestId.set(requestId, (this.byRequestId.get(requestId) ?? 0) + 1);
+    this.currentConcurrency++;
+    if (this.currentConcurrency > this.peakConcurrency) this.peakConcurrency = this.currentConcurrency;
+    this.inFlight.add(exchange);
+    // A client that gives up (timeout, abort) ends the exchange, hanging ones included.
+    res.once('close', () => this.finish(exchange));
+    return exchange;
+  }
+
+  private finish(exchange: ChatExchange): void {
+    if (exchange.done) return;
+    exchange.done = true;
+    if (exchange.timer !== undefined) clearTimeout(exchange.timer);
+    this.inFlight.delete(exchange);
+    this.currentConcurrency--;
+  }
+
+  private respondAfter(exchange: ChatExchange, delayMs: number, status: number, body: string): void {
+    if (delayMs <= 0) return this.respond(exchange, status, body);
+    exchange.timer = setTimeout(() => this.respond(exchange, status, body), delayMs);
+  }
+
+  /** Counts the answer before writing it, so a client reading `/_stats` right after sees it. */
+  private respond(
+    exchange: ChatExchange,
+    status: number,
+    body: string,
+    headers?: Record<string, string>,
+  ): void {
+    if (exchange.done) return;
+    this.finish(exchange);
+    this.byStatus.set(status, (this.byStatus.get(status) ?? 0) + 1);
+    sendJson(exchange.res, status, body, headers);
+  }
+}

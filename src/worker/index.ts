@@ -1,0 +1,3 @@
+export { MaritacaBatchPlugin, workflowsPath, type MaritacaBatchPluginOptions } from './plugin';
+export { configFromEnv, type EnvironmentConfig } from './config';
+export { runWorker, type RunWorkerOptions } from './run-worker';

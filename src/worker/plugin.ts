@@ -1,0 +1,71 @@
+import { SimplePlugin } from '@temporalio/plugin';
+import type { WorkerOptions, WorkflowBundleOption } from '@temporalio/worker';
+import { createActivities } from '../activities';
+import { DEFAULT_MARITACA_BASE_URL, DEFAULT_REQUEST_TIMEOUT_MS } from '../shared';
+
+/** Options of {@link MaritacaBatchPlugin}. Unset values fall back to the environment. */
+export interface MaritacaBatchPluginOptions {
+  /** Maritaca API key; defaults to `MARITACA_API_KEY`. Stays in the worker process. */
+  apiKey?: string;
+  /** Maritaca API base URL; defaults to `MARITACA_BASE_URL`, then Maritaca's public API. */
+  baseURL?: string;
+  /** HTTP timeout of one call in milliseconds (default 120000). */
+  requestTimeoutMs?: number;
+  /**
+   * A pre-built workflow bundle (from `bundleWorkflowCode`) instead of bundling
+   * `temporal-maritaca-batch/workflows` at worker start; saves seconds per worker.
+   */
+  workflowBundle?: WorkflowBundleOption;
+  /** Activities to use instead of the real ones (tests). */
+  activities?: ReturnType<typeof createActivities>;
+}
+
+/** Path of the module that exports the workflows, resolved so it works from `src/` and `lib/`. */
+export const workflowsPath: string = require.resolve('../workflows');
+
+/**
+ * Registers the `maritacaBatch` workflow and its activities on a Temporal worker.
+ *
+ * @example
+ * const worker = await Worker.create({
+ *   connection,
+ *   taskQueue: 'maritaca-batch',
+ *   plugins: [new MaritacaBatchPlugin()], // reads MARITACA_API_KEY and MARITACA_BASE_URL
+ * });
+ * await worker.run();
+ */
+export class MaritacaBatchPlugin extends SimplePlugin {
+  private readonly hasApiKey: boolean;
+
+  constructor(options: MaritacaBatchPluginOptions = {}) {
+    const apiKey = options.apiKey ?? process.env.MARITACA_API_KEY ?? '';
+    const baseURL = options.baseURL ?? process.env.MARITACA_BASE_URL ?? DEFAULT_MARITACA_BASE_URL;
+    super({
+      name: 'temporal-maritaca-batch',
+      activities:
+        options.activities ??
+        createActivities({
+          apiKey,
+          baseURL,
+          requestTimeoutMs: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+        }),
+      ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath }),
+    });
+    this.hasApiKey = apiKey !== '' || options.activities !== undefined;
+  }
+
+  /** Adds the workflows and activities; throttles heartbeats to 1 s so cancellation reaches calls fast. */
+  override configureWorker(options: WorkerOptions): WorkerOptions {
+    if (!this.hasApiKey) {
+      throw new Error(
+        'MaritacaBatchPlugin needs a Maritaca API key: pass { apiKey } or set MARITACA_API_KEY in the worker environment',
+      );
+    }
+    const configured = super.configureWorker(options);
+    return {
+      ...configured,
+      maxHeartbeatThrottleInterval: configured.maxHeartbeatThrottleInterval ?? '1 second',
+      defaultHeartbeatThrottleInterval: configured.defaultHeartbeatThrottleInterval ?? '1 second',
+    };
+  }
+}

@@ -1,0 +1,56 @@
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { configFromEnv, type EnvironmentConfig } from './config';
+import { MaritacaBatchPlugin } from './plugin';
+
+/** Options of {@link runWorker}; anything unset comes from the environment. */
+export interface RunWorkerOptions extends Partial<EnvironmentConfig> {
+  /** Aborting it shuts the worker down gracefully. */
+  signal?: AbortSignal;
+  /** Called once the worker polls its task queue. */
+  onReady?: (info: { address: string; namespace: string; taskQueue: string; baseURL: string }) => void;
+}
+
+/**
+ * Connects to Temporal and runs a batch worker until `signal` aborts (or SIGINT/SIGTERM, which
+ * the Temporal runtime handles by shutting down gracefully).
+ */
+export async function runWorker(options: RunWorkerOptions = {}): Promise<void> {
+  const env = configFromEnv();
+  const config: EnvironmentConfig = {
+    address: options.address ?? env.address,
+    namespace: options.namespace ?? env.namespace,
+    taskQueue: options.taskQueue ?? env.taskQueue,
+    apiKey: options.apiKey ?? env.apiKey,
+    baseURL: options.baseURL ?? env.baseURL,
+  };
+  if (!config.apiKey) {
+    throw new Error('MARITACA_API_KEY is not set: the worker needs a Maritaca API key to call the API');
+  }
+  let connection: NativeConnection;
+  try {
+    connection = await NativeConnection.connect({ address: config.address });
+  } catch (err) {
+    throw new Error(`Could not connect to Temporal at ${config.address}: ${(err as Error).message}`);
+  }
+  try {
+    const worker = await Worker.create({
+      connection,
+      namespace: config.namespace,
+      taskQueue: config.taskQueue,
+      plugins: [new MaritacaBatchPlugin({ apiKey: config.apiKey, baseURL: config.baseURL })],
+    });
+    const abort = () => worker.shutdown();
+    options.signal?.addEventListener('abort', abort, { once: true });
+    const running = worker.run();
+    options.onReady?.({
+      address: config.address,
+      namespace: config.namespace,
+      taskQueue: config.taskQueue,
+      baseURL: config.baseURL,
+    });
+    await running;
+    options.signal?.removeEventListener('abort', abort);
+  } finally {
+    await connection.close();
+  }
+}

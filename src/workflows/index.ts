@@ -1,0 +1,5 @@
+/**
+ * Sandbox-safe entry point: the workflows a worker registers, plus the shared definitions
+ * (signals, queries, schemas, types) workflow code and other SDK users may import.
+ */
+export { maritacaBatch } from './batch';

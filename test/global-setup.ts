@@ -1,0 +1,29 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { bundleWorkflowCode } from '@temporalio/worker';
+import { ensureTemporalCli } from '../src/testing/temporal-cli';
+
+/**
+ * Starts one real Temporal dev server for the whole run and bundles the workflows once; test
+ * files reach both through environment variables (jest workers inherit them).
+ */
+export default async function globalSetup(): Promise<void> {
+  const cli = await ensureTemporalCli((line) => console.log(line));
+  const env = await TestWorkflowEnvironment.createLocal({
+    server: { executable: { type: 'existing-path', path: cli }, ip: '127.0.0.1' },
+  });
+  (globalThis as { __temporalTestEnv?: TestWorkflowEnvironment }).__temporalTestEnv = env;
+  process.env.TEST_TEMPORAL_ADDRESS = env.address;
+  process.env.TEST_TEMPORAL_CLI = cli;
+
+  const artifacts = path.join(__dirname, '..', 'test-artifacts');
+  mkdirSync(artifacts, { recursive: true });
+  const bundle = await bundleWorkflowCode({
+    workflowsPath: require.resolve('../src/workflows'),
+    logger: { trace() {}, debug() {}, info() {}, warn: console.warn, error: console.error, log() {} },
+  });
+  const bundlePath = path.join(artifacts, 'workflow-bundle.js');
+  writeFileSync(bundlePath, bundle.code);
+  process.env.TEST_WORKFLOW_BUNDLE = bundlePath;
+}

@@ -1,0 +1,231 @@
+import { BatchRequestFailedError, FailureTypes, type BatchProgress, type RequestOutcome } from '../../src';
+import { questions, startTestContext, TEST_API_KEY, type TestContext } from '../helpers/context';
+import { historyText } from '../helpers/history';
+import { waitFor } from '../helpers/wait';
+
+const fastRetry = { initialInterval: 50, maximumInterval: 500, backoffCoefficient: 2 };
+
+function answerOf(outcome: RequestOutcome): string {
+  if (!outcome.ok) throw new Error(`request ${outcome.id} failed: ${outcome.error.message}`);
+  return outcome.result.generations[0]!.text;
+}
+
+describe('maritacaBatch on a real dev server and fake Maritaca', () => {
+  let ctx: TestContext;
+
+  beforeAll(async () => {
+    ctx = await startTestContext({ latencyMs: 100 });
+  });
+  afterAll(async () => {
+    await ctx?.close();
+  });
+  beforeEach(async () => {
+    await ctx.fake.reset();
+    ctx.fake.configure({ latencyMs: 100, errorRate500: 0, errorRate429: 0 });
+  });
+
+  test('runs 20 requests through a window of 3, in input order, each answer matching its request', async () => {
+    const requests = questions(20);
+    const handle = await ctx.batches.start(requests, { maxConcurrency: 3, autoApproveBelow: 100 });
+    const result = await handle.result();
+
+    expect(result.status).toBe('completed');
+    expect(result.results.map((r) => r.id)).toEqual(requests.map((r) => r.id));
+    result.results.forEach((outcome, index) => {
+      expect(outcome.index).toBe(index);
+      expect(answerOf(outcome)).toContain(requests[index]!.messages[0]!.content);
+      expect(outcome.attempts).toBe(1);
+    });
+    const stats = await ctx.fake.stats();
+    expect(stats.peakConcurrency).toBeLessThanOrEqual(3);
+    expect(stats.peakConcurrency).toBeGreaterThanOrEqual(2);
+    expect(stats.totalRequests).toBe(20);
+    for (const r of requests) expect(stats.byRequestId[`${handle.batchId}/${r.id}`]).toBe(1);
+  });
+
+  test('waits for approval with the estimate visible and nothing sent, then runs on approve', async () => {
+    const handle = await ctx.batches.start(questions(4), { maxConcurrency: 2 });
+    const waiting = await waitFor(
+      () => handle.progress(),
+      (p) => p.status === 'awaiting_approval',
+      { what: 'awaiting_approval' },
+    );
+    expect(waiting.estimate).not.toBeNull();
+    expect(waiting.estimate!.totalRequests).toBe(4);
+    expect(waiting.estimate!.totalOutputTokens).toBe(4 * 1000);
+    expect(waiting.estimate!.totalCost).toBeGreaterThan(0);
+    expect(await handle.estimate()).toEqual(waiting.estimate);
+    expect((await ctx.fake.stats()).totalRequests).toBe(0);
+
+    await handle.approve({ approvedBy: 'ana@example.com' });
+    const result = await handle.result();
+    expect(result.status).toBe('completed');
+    expect(result.approvedBudget).toBe(waiting.estimate!.totalCost);
+    const final = await handle.progress();
+    expect(final.approval).toMatchObject({ approvedBy: 'ana@example.com', via: 'signal' });
+    expect((await ctx.fake.stats()).totalRequests).toBe(4);
+  });
+
+  test('reject ends the batch as rejected without calling Maritaca', async () => {
+    const handle = await ctx.batches.start(questions(3));
+    await waitFor(
+      () => handle.progress(),
+      (p) => p.status === 'awaiting_approval',
+    );
+    await handle.reject('too expensive');
+    const result = await handle.result();
+    expect(result.status).toBe('rejected');
+    expect(result.rejectionReason).toBe('too expensive');
+    expect(result.results).toEqual([]);
+    expect((await ctx.fake.stats()).totalRequests).toBe(0);
+  });
+
+  test('approvalTimeout ends an unapproved batch as expired', async () => {
+    const handle = await ctx.batches.start(questions(2), { approvalTimeout: '1s' });
+    const result = await handle.result();
+    expect(result.status).toBe('expired');
+    expect((await handle.progress()).status).toBe('expired');
+    expect((await ctx.fake.stats()).totalRequests).toBe(0);
+  });
+
+  test('autoApproveBelow skips the wait when the estimate is below it', async () => {
+    const handle = await ctx.batches.start(questions(2), { autoApproveBelow: 50 });
+    const result = await handle.result();
+    expect(result.status).toBe('completed');
+    expect(result.approvedBudget).toBe(50);
+    expect((await handle.progress()).approval).toMatchObject({ via: 'auto', budget: 50 });
+  });
+
+  test('a budget approval with a budget keeps it', async () => {
+    const handle = await ctx.batches.start(questions(2));
+    await waitFor(
+      () => handle.progress(),
+      (p) => p.status === 'awaiting_approval',
+    );
+    await handle.approve({ budget: 12.5 });
+    expect((await handle.result()).approvedBudget).toBe(12.5);
+  });
+
+  test('retries 500s and 429s with Retry-After until every request succeeds', async () => {
+    ctx.fake.configure({ latencyMs: 5, errorRate500: 0.3, errorRate429: 0.1, retryAfterSeconds: 1 });
+    const requests = questions(20);
+    const handle = await ctx.batches.start(requests, {
+      maxConcurrency: 5,
+      autoApproveBelow: 100,
+      retry: { ...fastRetry, maximumAttempts: 30 },
+    });
+    const result = await handle.result();
+    expect(result.status).toBe('completed');
+    expect(result.results.every((r) => r.ok)).toBe(true);
+    const attempts = result.results.reduce((sum, r) => sum + r.attempts, 0);
+    const stats = await ctx.fake.stats();
+    expect(stats.totalRequests).toBe(attempts);
+    expect(attempts).toBeGreaterThan(20);
+    for (const r of result.results) expect(stats.byRequestId[`${handle.batchId}/${r.id}`]).toBe(r.attempts);
+  });
+
+  test('progress never goes backwards, ends at total, and actualCost is the sum of call costs', async () => {
+    ctx.fake.configure({ latencyMs: 30 });
+    const handle = await ctx.batches.start(questions(15), { maxConcurrency: 3, autoApproveBelow: 100 });
+    const seen: BatchProgress[] = [];
+    const done = handle.result();
+    let finished = false;
+    void done.finally(() => (finished = true));
+    while (!finished) seen.push(await handle.progress());
+    const result = await done;
+    const final = await handle.progress();
+    seen.push(final);
+
+    for (let i = 1; i < seen.length; i++)
+      expect(seen[i]!.completed).toBeGreaterThanOrEqual(seen[i - 1]!.completed);
+    for (const p of seen) {
+      expect(p.completed + p.inFlight + p.pending).toBe(p.total);
+      expect(p.inFlight).toBeLessThanOrEqual(3);
+    }
+    expect(final.completed).toBe(15);
+    expect(final.succeeded).toBe(15);
+    expect(final.status).toBe('completed');
+    const sum = result.results.reduce((acc, r) => acc + (r.ok ? r.cost : 0), 0);
+    expect(final.actualCost).toBeCloseTo(sum, 9);
+    expect(result.actualCost).toBeGreaterThan(0);
+    const usageTokens = result.results.reduce(
+      (acc, r) => acc + (r.ok ? r.result.llmOutput.tokenUsage.totalTokens : 0),
+      0,
+    );
+    expect(usageTokens).toBeGreaterThan(0);
+  });
+
+  test('cancel aborts the calls in flight and returns the results so far', async () => {
+    ctx.fake.configure({ latencyMs: 60_000 });
+    const handle = await ctx.batches.start(questions(6), { maxConcurrency: 2, autoApproveBelow: 100 });
+    await waitFor(
+      async () => ctx.fake.stats(),
+      (s) => s.currentConcurrency === 2,
+      { what: '2 calls in flight' },
+    );
+    await handle.cancel();
+    const result = await handle.result();
+    expect(result.status).toBe('cancelled');
+    expect(result.results).toEqual([]);
+    expect((await ctx.fake.stats()).currentConcurrency).toBe(0);
+    expect((await handle.progress()).status).toBe('cancelled');
+  });
+
+  test('the API key never reaches workflow history', async () => {
+    const handle = await ctx.batches.start(questions(3), { autoApproveBelow: 100 });
+    await handle.result();
+    const text = await historyText(ctx.temporal, handle.batchId);
+    expect(text).toContain('Pergunta número 0');
+    expect(text).not.toContain(TEST_API_KEY);
+  });
+});
+
+describe('a key Maritaca refuses (401)', () => {
+  let ctx: TestContext;
+
+  beforeAll(async () => {
+    ctx = await startTestContext({ apiKey: 'the-server-expects-another-key' });
+  });
+  afterAll(async () => {
+    await ctx?.close();
+  });
+
+  test('is not retried and is reported per request with returnExceptions', async () => {
+    const handle = await ctx.batches.start(questions(3), {
+      autoApproveBelow: 100,
+      returnExceptions: true,
+      retry: fastRetry,
+    });
+    const result = await handle.result();
+    expect(result.status).toBe('completed');
+    for (const outcome of result.results) {
+      expect(outcome).toMatchObject({
+        ok: false,
+        attempts: 1,
+        error: { type: FailureTypes.AuthenticationError, status: 401 },
+      });
+    }
+    const stats = await ctx.fake.stats();
+    expect(stats.totalRequests).toBe(3);
+    const text = await historyText(ctx.temporal, handle.batchId);
+    expect(text).toContain('MaritacaAuthenticationError');
+    expect(text).not.toContain(TEST_API_KEY);
+  });
+
+  test('fails the batch naming the request without returnExceptions', async () => {
+    const handle = await ctx.batches.start(questions(5), { autoApproveBelow: 100, maxConcurrency: 1 });
+    const failure = await handle.result().then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(failure).toBeInstanceOf(BatchRequestFailedError);
+    const error = failure as BatchRequestFailedError;
+    expect(error.requestId).toBe('q0');
+    expect(error.index).toBe(0);
+    expect(error.status).toBe(401);
+    expect(error.type).toBe(FailureTypes.AuthenticationError);
+    expect(error.message).toContain('"q0"');
+    expect(error.message).not.toContain(TEST_API_KEY);
+    expect((await handle.progress()).status).toBe('failed');
+  });
+});
