@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { Connection, Client } from '@temporalio/client';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { MaritacaBatchClient } from '../client';
 import { DEFAULT_MARITACA_BASE_URL, DEFAULT_TASK_QUEUE, type BatchRequest } from '../shared';
 import { startDevServer, waitForPort, type RunningDevServer } from '../testing/dev-server';
@@ -51,6 +51,8 @@ export interface DemoOptions {
   /** Temporal gRPC and UI ports (defaults 7233 and 8233). */
   port?: number;
   uiPort?: number;
+  /** SQLite file that keeps the dev server's history (default `.temporal/demo.db` in the package). */
+  dbFilename?: string;
 }
 
 async function portIsOpen(port: number): Promise<boolean> {
@@ -90,7 +92,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<void> {
       devServer = await startDevServer({
         port,
         uiPort,
-        dbFilename: path.join(packageRoot(), '.temporal', 'demo.db'),
+        dbFilename: options.dbFilename ?? path.join(packageRoot(), '.temporal', 'demo.db'),
         log,
       });
     }
@@ -114,6 +116,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<void> {
       log(`Fake Maritaca server at ${baseURL} (set MARITACA_API_KEY to use the real API)`);
     }
 
+    // The worker's own INFO lines would drown the progress the demo prints.
+    Runtime.install({ logger: new DefaultLogger('WARN') });
     const nativeConnection = await NativeConnection.connect({ address });
     worker = await Worker.create({
       connection: nativeConnection,

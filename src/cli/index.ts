@@ -1,7 +1,15 @@
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import { runWorker } from '../worker';
 import { registerFakeServerCommand } from './fake-server-command';
 import { runDemo } from './demo';
+
+function parsePort(value: string): number {
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new InvalidArgumentError('must be a port number between 1 and 65535');
+  }
+  return port;
+}
 
 /** Builds the `maritaca-batch` command line. */
 export function buildProgram(): Command {
@@ -35,8 +43,19 @@ export function buildProgram(): Command {
       'dev server + fake Maritaca (or the real API when MARITACA_API_KEY is set) + worker + a demo batch',
     )
     .option('--no-keep', 'stop everything when the batch is done instead of leaving the UI up')
-    .action(async (opts: { keep: boolean }) => {
-      await runDemo({ keepRunning: opts.keep });
+    .option('--port <port>', 'Temporal dev server gRPC port', parsePort, 7233)
+    .option('--ui-port <port>', 'Temporal UI port', parsePort, 8233)
+    .option(
+      '--db-filename <file>',
+      'SQLite file of the dev server (default .temporal/demo.db in the package)',
+    )
+    .action(async (opts: { keep: boolean; port: number; uiPort: number; dbFilename?: string }) => {
+      await runDemo({
+        keepRunning: opts.keep,
+        port: opts.port,
+        uiPort: opts.uiPort,
+        ...(opts.dbFilename ? { dbFilename: opts.dbFilename } : {}),
+      });
     });
 
   return program;

@@ -7,7 +7,14 @@ const root = path.join(__dirname, '..', '..');
 async function lint(code: string, filePath: string): Promise<string[]> {
   const run = spawnSync(
     process.execPath,
-    [path.join(root, 'node_modules', 'eslint', 'bin', 'eslint.js'), '--stdin', '--stdin-filename', filePath, '--format', 'json'],
+    [
+      path.join(root, 'node_modules', 'eslint', 'bin', 'eslint.js'),
+      '--stdin',
+      '--stdin-filename',
+      filePath,
+      '--format',
+      'json',
+    ],
     { cwd: root, input: code, encoding: 'utf8' },
   );
   const [result] = JSON.parse(run.stdout) as { messages: { message: string }[] }[];
