@@ -7,5 +7,11 @@ export * from './shared';
 export * from './client';
 export { MaritacaBatchPlugin, configFromEnv, runWorker, workflowsPath } from './worker';
 export type { EnvironmentConfig, MaritacaBatchPluginOptions, RunWorkerOptions } from './worker';
-export { createActivities, estimateBatchCost, estimateMessageTokens, estimateTextTokens } from './activities';
+export {
+  createActivities,
+  estimateBatchCost,
+  estimateMessageTokens,
+  estimateTextTokens,
+  retryAfterMs,
+} from './activities';
 export type { ActivityDependencies, MaritacaConnectionOptions } from './activities';
