@@ -14,26 +14,36 @@ import {
   WORKFLOW_TYPE,
   approveSchema,
   approveSignal,
-  batchInputSchema,
   estimateQuery,
   progressQuery,
   rejectSignal,
   validateWith,
   type ApproveSignal,
   type BatchEstimate,
-  type BatchInput,
   type BatchOptions,
   type BatchProgress,
   type BatchRequest,
   type BatchResult,
+  type ChatResult,
   type RequestError,
 } from '../shared';
+import { validateBatchInput } from './validate';
+import {
+  estimateSeedInputs,
+  followCompletions,
+  seedBatchOptions,
+  seedRequests,
+  seedSlot,
+  type SeedBatchOptions,
+  type SeedInput,
+} from './seed-helpers';
 import {
   BatchFailedError,
   BatchNotFoundError,
   BatchRequestFailedError,
   InvalidBatchInputError,
   MaritacaBatchError,
+  type MaritacaRequestError,
 } from './errors';
 
 /** Options of {@link MaritacaBatchClient}. */
@@ -126,6 +136,96 @@ export class MaritacaBatchClient {
     return new BatchHandle(handle as WorkflowHandle);
   }
 
+  /**
+   * The guide's `abatch_with_concurrency`: runs every input through a durable batch (approved on
+   * your behalf with `budget`, default the estimate) and resolves to the `ChatResult`s in input
+   * order. With `returnExceptions` a failed request's slot holds a {@link MaritacaRequestError};
+   * without it the promise rejects with the first failure ({@link BatchRequestFailedError}).
+   *
+   * @example
+   * const results = await batches.abatchWithConcurrency(
+   *   [[{ role: 'user', content: 'Qual é a capital do Brasil?' }], 'Qual é a capital do Chile?'],
+   *   { maxConcurrency: 3 },
+   * );
+   * console.log(results[0].generations[0].message.content);
+   */
+  async abatchWithConcurrency(
+    inputs: readonly SeedInput[],
+    options: SeedBatchOptions & { returnExceptions: true },
+  ): Promise<(ChatResult | MaritacaRequestError)[]>;
+  async abatchWithConcurrency(
+    inputs: readonly SeedInput[],
+    options?: SeedBatchOptions & { returnExceptions?: false },
+  ): Promise<ChatResult[]>;
+  async abatchWithConcurrency(
+    inputs: readonly SeedInput[],
+    options: SeedBatchOptions & { returnExceptions?: boolean } = {},
+  ): Promise<(ChatResult | MaritacaRequestError)[]> {
+    const handle = await this.startSeedBatch(
+      inputs,
+      options,
+      options.returnExceptions ?? false,
+      'abatchWithConcurrency',
+    );
+    const { results } = await handle.result();
+    return results.map(seedSlot);
+  }
+
+  /**
+   * The guide's `batch_with_progress`: like {@link abatchWithConcurrency}, calling
+   * `callback(completed, total, result)` once per finished request (`completed` runs 1..total in
+   * the order requests finish). Resolves to every `ChatResult` in input order.
+   *
+   * @example
+   * await batches.batchWithProgress(inputs, {
+   *   maxConcurrency: 3,
+   *   callback: (done, total) => console.log(`Progresso: ${done}/${total}`),
+   * });
+   */
+  async batchWithProgress(
+    inputs: readonly SeedInput[],
+    options: SeedBatchOptions & {
+      callback?: (completed: number, total: number, result: ChatResult) => void | Promise<void>;
+      /** How often to look for newly finished requests (default 100 ms). */
+      pollIntervalMs?: number;
+    } = {},
+  ): Promise<ChatResult[]> {
+    const handle = await this.startSeedBatch(inputs, options, false, 'batchWithProgress');
+    if (options.callback) await followCompletions(handle, options.callback, options.pollIntervalMs ?? 100);
+    const { results } = await handle.result();
+    return results.map((outcome) => seedSlot(outcome) as ChatResult);
+  }
+
+  /**
+   * The guide's `abatch_estimate_cost`: what the batch would cost at most, without starting a
+   * workflow or calling the model (the same estimator the workflow runs).
+   *
+   * @example
+   * const estimate = await batches.abatchEstimateCost(inputs, { maxOutputTokens: 500 });
+   * if (estimate.totalCost > 1) throw new Error('over budget');
+   */
+  async abatchEstimateCost(
+    inputs: readonly SeedInput[],
+    options: { maxOutputTokens?: number; model?: string } = {},
+  ): Promise<BatchEstimate> {
+    return estimateSeedInputs(inputs, options);
+  }
+
+  private async startSeedBatch(
+    inputs: readonly SeedInput[],
+    options: SeedBatchOptions,
+    returnExceptions: boolean,
+    approvedBy: string,
+  ): Promise<BatchHandle> {
+    const handle = await this.start(
+      seedRequests(inputs, options),
+      seedBatchOptions(options, returnExceptions),
+      options.batchId ? { batchId: options.batchId } : {},
+    );
+    await handle.approve({ approvedBy, ...(options.budget !== undefined ? { budget: options.budget } : {}) });
+    return handle;
+  }
+
   /** A handle to an existing batch by its id (no call is made until you use it). */
   getHandle(batchId: string): BatchHandle {
     return new BatchHandle(this.client.workflow.getHandle(batchId));
@@ -137,16 +237,14 @@ export class MaritacaBatchClient {
   }
 }
 
-/** Validates a whole batch input, throwing {@link InvalidBatchInputError} that names each bad field. */
-export function validateBatchInput(input: unknown): BatchInput {
-  const result = validateWith(batchInputSchema, input);
-  if (!result.ok) throw new InvalidBatchInputError(result.issues);
-  return result.value;
-}
-
 /** Drives one batch: read its estimate and progress, approve or reject it, wait for its result. */
 export class BatchHandle {
   constructor(private readonly workflow: WorkflowHandle) {}
+
+  /** The underlying Temporal workflow handle (for queries and signals by name). */
+  get workflowHandle(): WorkflowHandle {
+    return this.workflow;
+  }
 
   /** The batch id (its workflow id). */
   get batchId(): string {

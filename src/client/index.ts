@@ -1,9 +1,10 @@
 export {
   BatchHandle,
   MaritacaBatchClient,
-  validateBatchInput,
   type ConnectOptions,
   type MaritacaBatchClientOptions,
   type StartOptions,
 } from './batch-client';
 export * from './errors';
+export { estimateSeedInputs, type SeedBatchOptions, type SeedInput } from './seed-helpers';
+export { validateBatchInput } from './validate';

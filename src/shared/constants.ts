@@ -24,4 +24,5 @@ export const MessageNames = {
   reject: 'reject',
   progress: 'progress',
   estimate: 'estimate',
+  completions: 'completions',
 } as const;

@@ -160,3 +160,17 @@ export interface EstimateCostInput {
   /** Default model, reported in the estimate. */
   model: string;
 }
+
+/** Answer of the `completions` query: finished requests in the order they finished. */
+export interface CompletionsPage {
+  /** Requests in the batch. */
+  total: number;
+  /** Requests finished so far. */
+  completed: number;
+  /** Position to ask for next (`from` + outcomes returned). */
+  nextFrom: number;
+  /** Outcomes from `from`, in completion order. */
+  outcomes: RequestOutcome[];
+  /** Batch status when the page was read. */
+  status: BatchStatus;
+}

@@ -90,6 +90,12 @@ export interface FakeMaritacaServer {
   close(): Promise<void>;
 }
 
+/**
+ * A last user message containing `[[fake-status:NNN]]` is answered with HTTP NNN, so a test can
+ * make one particular request fail whatever the configured rates.
+ */
+export const FORCED_STATUS = /\[\[fake-status:([1-5]\d\d)\]\]/;
+
 /** API key the fake expects unless told otherwise. */
 export const FAKE_MARITACA_DEFAULT_API_KEY = 'test-key';
 
@@ -636,6 +642,16 @@ class FakeMaritaca implements FakeMaritacaServer {
         exchange,
         400,
         openAiError('stream is not supported by the fake server', 'invalid_request_error'),
+      );
+    }
+    const forced = FORCED_STATUS.exec(lastUserContent(parsed.messages));
+    if (forced) {
+      const status = Number(forced[1]);
+      return this.respond(
+        exchange,
+        status,
+        openAiError(`Status ${status} forced by the request's content`, 'invalid_request_error'),
+        status === 429 ? { 'retry-after': '1' } : {},
       );
     }
     const settings = this.settings;

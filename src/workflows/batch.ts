@@ -24,6 +24,7 @@ import {
   addCosts,
   approveSignal,
   approveSchema,
+  completionsQuery,
   batchInputSchema,
   describeIssues,
   estimateQuery,
@@ -118,6 +119,8 @@ export async function maritacaBatch(input: BatchInput): Promise<BatchResult> {
     updatedAt: workflowInfo().startTime.toISOString(),
   };
   const outcomes: (RequestOutcome | null)[] = calls.map(() => null);
+  // Indices in the order their requests finished, so clients can follow completions one by one.
+  const completionOrder: number[] = [];
 
   const touch = (): void => {
     state.updatedAt = new Date().toISOString();
@@ -158,6 +161,18 @@ export async function maritacaBatch(input: BatchInput): Promise<BatchResult> {
 
   setHandler(progressQuery, progress);
   setHandler(estimateQuery, () => state.estimate);
+  setHandler(completionsQuery, ({ from, limit }) => {
+    const start = Math.max(0, Math.floor(from));
+    const end = Math.min(completionOrder.length, start + Math.max(1, Math.min(limit ?? 500, 5000)));
+    const page = completionOrder.slice(start, end).map((index) => outcomes[index]!);
+    return {
+      total,
+      completed: completionOrder.length,
+      nextFrom: start + page.length,
+      outcomes: page,
+      status: state.status,
+    };
+  });
   setHandler(approveSignal, (payload) => {
     const parsed = validateWith(approveSchema, payload ?? {});
     if (!parsed.ok) {
@@ -247,11 +262,13 @@ export async function maritacaBatch(input: BatchInput): Promise<BatchResult> {
       };
       state.succeeded += 1;
       state.actualCost = addCosts(state.actualCost, output.cost);
+      completionOrder.push(index);
     } catch (err) {
       if (isCancellation(err) && (cancelled || fatal)) return;
       const { error, attempts } = describeCallFailure(err, maximumAttempts);
       outcomes[index] = { id: call.requestId, index, ok: false, error, attempts };
       state.failed += 1;
+      completionOrder.push(index);
       if (!options.returnExceptions && !fatal) {
         fatal = { index, error, attempts };
         callScope.cancel();

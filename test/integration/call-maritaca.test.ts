@@ -1,6 +1,12 @@
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
-import { FailureTypes, createActivities, retryAfterMs, type CallMaritacaInput } from '../../src';
+import {
+  FailureTypes,
+  createActivities,
+  retryAfterMs,
+  type CallMaritacaInput,
+  type CallMaritacaOutput,
+} from '../../src';
 import { startFakeMaritaca, type FakeMaritacaServer } from '../../src/testing/fake-maritaca';
 import { waitFor } from '../helpers/wait';
 
@@ -49,7 +55,7 @@ describe('callMaritaca against the fake server', () => {
 
   test('returns a ChatResult with usage, cost, the attempt number and the request id header', async () => {
     fake.configure({ replyTokens: 'max' });
-    const output = await env().run(activities().callMaritaca, request());
+    const output = (await env().run(activities().callMaritaca, request())) as CallMaritacaOutput;
     expect(output.attempt).toBe(3);
     expect(output.result.generations[0]!.text).toContain('Qual é a capital do Chile?');
     expect(output.result.generations[0]!.generationInfo.finishReason).toBe('length');

@@ -3,3 +3,4 @@ export { InvalidBatchInputError } from './invalid-batch-input-error';
 export { BatchRequestFailedError } from './batch-request-failed-error';
 export { BatchFailedError } from './batch-failed-error';
 export { BatchNotFoundError } from './batch-not-found-error';
+export { MaritacaRequestError } from './maritaca-request-error';
