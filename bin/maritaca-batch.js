@@ -3,7 +3,6 @@
 // Thin launcher: the CLI lives in the compiled package (run `npm run build` in a checkout).
 require('../lib/cli/index.js')
   .main(process.argv)
-  .catch((err) => {
-    console.error(`maritaca-batch: ${err && err.message ? err.message : String(err)}`);
-    process.exitCode = 1;
+  .then((code) => {
+    process.exitCode = code;
   });

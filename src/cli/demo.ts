@@ -1,12 +1,9 @@
 import path from 'node:path';
 import { Connection, Client } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { MaritacaBatchClient } from '../client';
-import { DEFAULT_MARITACA_BASE_URL, DEFAULT_TASK_QUEUE, type BatchRequest } from '../shared';
-import { startDevServer, waitForPort, type RunningDevServer } from '../testing/dev-server';
-import { startFakeMaritaca, type FakeMaritacaServer } from '../testing/fake-maritaca';
+import { DEFAULT_TASK_QUEUE, type BatchRequest } from '../shared';
 import { packageRoot } from '../testing/temporal-cli';
-import { MaritacaBatchPlugin } from '../worker';
+import { startDevStack } from './dev';
 
 /** Thirty short questions in Portuguese: the demo batch. */
 export const DEMO_QUESTIONS: readonly string[] = [
@@ -55,15 +52,6 @@ export interface DemoOptions {
   dbFilename?: string;
 }
 
-async function portIsOpen(port: number): Promise<boolean> {
-  try {
-    await waitForPort('127.0.0.1', port, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * Runs the demo: a dev server (UI on :8233), the fake Maritaca server unless `MARITACA_API_KEY`
  * is set, a worker, and a 30-question batch that is estimated, approved by signal and followed
@@ -71,65 +59,19 @@ async function portIsOpen(port: number): Promise<boolean> {
  */
 export async function runDemo(options: DemoOptions = {}): Promise<void> {
   const log = options.log ?? ((line: string) => console.log(line));
-  const port = options.port ?? 7233;
   const uiPort = options.uiPort ?? 8233;
-  let devServer: RunningDevServer | undefined;
-  let fake: FakeMaritacaServer | undefined;
-  let worker: Worker | undefined;
-  let workerRunning: Promise<void> | undefined;
-  const cleanup = async (): Promise<void> => {
-    worker?.shutdown();
-    await workerRunning?.catch(() => undefined);
-    await fake?.close();
-    await devServer?.stop();
-  };
-
+  const stack = await startDevStack({
+    log,
+    port: options.port ?? 7233,
+    uiPort,
+    taskQueue: DEFAULT_TASK_QUEUE,
+    dbFilename: options.dbFilename ?? path.join(packageRoot(), '.temporal', 'demo.db'),
+  });
   try {
-    if (await portIsOpen(port)) {
-      log(`Using the Temporal server already listening on 127.0.0.1:${port}`);
-    } else {
-      log('Starting the Temporal dev server ...');
-      devServer = await startDevServer({
-        port,
-        uiPort,
-        dbFilename: options.dbFilename ?? path.join(packageRoot(), '.temporal', 'demo.db'),
-        log,
-      });
-    }
-    const address = `127.0.0.1:${port}`;
-
-    let apiKey = process.env.MARITACA_API_KEY?.trim();
-    let baseURL = process.env.MARITACA_BASE_URL?.trim() || DEFAULT_MARITACA_BASE_URL;
-    if (apiKey) {
-      log(`MARITACA_API_KEY is set: calling the real API at ${baseURL}`);
-    } else {
-      apiKey = 'demo-key';
-      fake = await startFakeMaritaca({
-        apiKey,
-        latencyMedianMs: 700,
-        latencyP99Ms: 4000,
-        errorRate500: 0.05,
-        errorRate429: 0.03,
-        seed: 42,
-      });
-      baseURL = fake.url;
-      log(`Fake Maritaca server at ${baseURL} (set MARITACA_API_KEY to use the real API)`);
-    }
-
-    // The worker's own INFO lines would drown the progress the demo prints.
-    Runtime.install({ logger: new DefaultLogger('WARN') });
-    const nativeConnection = await NativeConnection.connect({ address });
-    worker = await Worker.create({
-      connection: nativeConnection,
-      taskQueue: DEFAULT_TASK_QUEUE,
-      plugins: [new MaritacaBatchPlugin({ apiKey, baseURL })],
-    });
-    workerRunning = worker.run().finally(() => nativeConnection.close());
-
-    const connection = await Connection.connect({ address });
+    const connection = await Connection.connect({ address: stack.address });
     const batches = new MaritacaBatchClient({
       client: new Client({ connection }),
-      taskQueue: DEFAULT_TASK_QUEUE,
+      taskQueue: stack.taskQueue,
     });
     const requests: BatchRequest[] = DEMO_QUESTIONS.map((content, i) => ({
       id: `pergunta-${String(i + 1).padStart(2, '0')}`,
@@ -137,7 +79,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<void> {
       maxTokens: 300,
     }));
     const handle = await batches.start(requests, { model: 'sabiazinho-4', maxConcurrency: 3 });
-    const uiUrl = `http://localhost:${uiPort}/namespaces/default/workflows/${handle.batchId}`;
+    const uiUrl = `${stack.uiUrl}/namespaces/default/workflows/${handle.batchId}`;
     log(`Batch ${handle.batchId} started; watch it at ${uiUrl}`);
 
     let estimate = await handle.estimate();
@@ -183,6 +125,6 @@ export async function runDemo(options: DemoOptions = {}): Promise<void> {
       });
     }
   } finally {
-    await cleanup();
+    await stack.stop();
   }
 }

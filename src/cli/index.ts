@@ -1,7 +1,11 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { runWorker } from '../worker';
 import { registerFakeServerCommand } from './fake-server-command';
+import { InvalidBatchFileError, InvalidBatchInputError } from '../client';
+import { registerBatchCommands } from './batch-commands';
 import { runDemo } from './demo';
+import { runDevStack } from './dev';
+import { CliError } from './output';
 
 function parsePort(value: string): number {
   const port = Number(value);
@@ -35,7 +39,28 @@ export function buildProgram(): Command {
       });
     });
 
+  registerBatchCommands(program);
   registerFakeServerCommand(program);
+
+  program
+    .command('dev')
+    .description(
+      'dev server + worker + fake Maritaca (or the real API when MARITACA_API_KEY is set), until Ctrl-C',
+    )
+    .option('--port <port>', 'Temporal dev server gRPC port', parsePort, 7233)
+    .option('--ui-port <port>', 'Temporal UI port', parsePort, 8233)
+    .option('--fake-port <port>', 'fake Maritaca port', parsePort, 8090)
+    .option('--db-filename <file>', 'SQLite file of the dev server (default .temporal/dev.db in the package)')
+    .action(async (opts: { port: number; uiPort: number; fakePort: number; dbFilename?: string }) => {
+      const globals = program.opts<{ taskQueue?: string }>();
+      await runDevStack({
+        port: opts.port,
+        uiPort: opts.uiPort,
+        fakePort: opts.fakePort,
+        ...(globals.taskQueue ? { taskQueue: globals.taskQueue } : {}),
+        ...(opts.dbFilename ? { dbFilename: opts.dbFilename } : {}),
+      });
+    });
 
   program
     .command('demo')
@@ -61,7 +86,22 @@ export function buildProgram(): Command {
   return program;
 }
 
-/** Runs the CLI with `argv` (as `process.argv`). */
-export async function main(argv: string[]): Promise<void> {
-  await buildProgram().parseAsync(argv);
+/**
+ * Runs the CLI with `argv` (as `process.argv`) and resolves to the exit code: 0 on success,
+ * 2 for input the user must fix (bad file, bad flag value), 1 for anything else. Errors are
+ * printed as one line on stderr.
+ */
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await buildProgram().parseAsync(argv);
+    return 0;
+  } catch (err) {
+    if (err instanceof InvalidBatchFileError || err instanceof InvalidBatchInputError) {
+      process.stderr.write(`maritaca-batch: ${err.message}\n`);
+      return 2;
+    }
+    const message = err instanceof Error ? err.message : String(err);
+    process.stderr.write(`maritaca-batch: ${message}\n`);
+    return err instanceof CliError ? err.exitCode : 1;
+  }
 }

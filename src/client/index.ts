@@ -8,3 +8,4 @@ export {
 export * from './errors';
 export { estimateSeedInputs, type SeedBatchOptions, type SeedInput } from './seed-helpers';
 export { validateBatchInput } from './validate';
+export * from './jsonl';

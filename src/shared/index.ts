@@ -5,3 +5,4 @@ export * from './messages';
 export * from './prices';
 export * from './schema';
 export * from './types';
+export * from './resolve';

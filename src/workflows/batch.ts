@@ -15,8 +15,6 @@ import {
 import type { createActivities } from '../activities';
 import {
   DEFAULT_MAX_CONCURRENCY,
-  DEFAULT_MAX_OUTPUT_TOKENS,
-  DEFAULT_MODEL,
   DEFAULT_REQUEST_TIMEOUT_MS,
   DEFAULT_RETRY,
   FailureTypes,
@@ -28,7 +26,9 @@ import {
   batchInputSchema,
   describeIssues,
   estimateQuery,
+  estimateInputOf,
   parseDurationMs,
+  resolveCalls,
   progressQuery,
   rejectSignal,
   validateWith,
@@ -70,20 +70,11 @@ export async function maritacaBatch(input: BatchInput): Promise<BatchResult> {
   const { requests } = validated.value;
   const options = validated.value.options ?? {};
   const total = requests.length;
-  const defaultModel = options.model ?? DEFAULT_MODEL;
   const maxConcurrency = options.maxConcurrency ?? DEFAULT_MAX_CONCURRENCY;
   const requestTimeoutMs = parseDurationMs(options.requestTimeout) ?? DEFAULT_REQUEST_TIMEOUT_MS;
   const maximumAttempts = options.retry?.maximumAttempts ?? DEFAULT_RETRY.maximumAttempts;
 
-  const calls: CallMaritacaInput[] = requests.map((request, index) => ({
-    requestId: request.id ?? String(index),
-    model: request.model ?? defaultModel,
-    messages: request.messages,
-    maxTokens: request.maxTokens ?? options.maxOutputTokens ?? DEFAULT_MAX_OUTPUT_TOKENS,
-    ...defined('temperature', request.temperature ?? options.temperature),
-    ...defined('topP', request.topP),
-    ...defined('stop', request.stop ?? options.stop),
-  }));
+  const calls: CallMaritacaInput[] = resolveCalls(requests, options);
 
   const { estimateCost } = proxyActivities<Activities>({
     startToCloseTimeout: '5 minutes',
@@ -196,10 +187,7 @@ export async function maritacaBatch(input: BatchInput): Promise<BatchResult> {
     touch();
   });
 
-  const estimate = await estimateCost({
-    model: defaultModel,
-    requests: calls.map(({ messages, model, maxTokens }) => ({ messages, model, maxTokens })),
-  });
+  const estimate = await estimateCost(estimateInputOf(requests, options));
   state.estimate = {
     totalRequests: estimate.totalRequests,
     totalInputTokens: estimate.totalInputTokens,

@@ -4,3 +4,4 @@ export { BatchRequestFailedError } from './batch-request-failed-error';
 export { BatchFailedError } from './batch-failed-error';
 export { BatchNotFoundError } from './batch-not-found-error';
 export { MaritacaRequestError } from './maritaca-request-error';
+export { InvalidBatchFileError, type BatchFileProblem } from './invalid-batch-file-error';

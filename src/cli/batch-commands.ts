@@ -1,0 +1,392 @@
+import { writeFile } from 'node:fs/promises';
+import { WorkflowExecutionStatusName } from '@temporalio/client';
+import { InvalidArgumentError, type Command } from 'commander';
+import {
+  BatchNotFoundError,
+  BatchRequestFailedError,
+  MaritacaBatchClient,
+  type BatchHandle,
+} from '../client';
+import { parseBatchJsonlFile, toOpenAIBatchOutput } from '../client/jsonl';
+import {
+  DEFAULT_MAX_OUTPUT_TOKENS,
+  DEFAULT_MODEL,
+  WORKFLOW_TYPE,
+  completionsQuery,
+  estimateInputOf,
+  parseDurationMs,
+  type BatchOptions,
+  type BatchProgress,
+  type BatchStatus,
+  type RequestOutcome,
+} from '../shared';
+import { estimateBatchCost } from '../activities/estimate-cost';
+import { CliError, FINAL_STATUSES, brl, printJson, progressLine } from './output';
+import { watchBatch } from './watch';
+
+/** The global flags every batch command shares. */
+interface GlobalFlags {
+  address?: string;
+  namespace?: string;
+  taskQueue?: string;
+}
+
+function globals(command: Command): GlobalFlags {
+  return command.optsWithGlobals<GlobalFlags>();
+}
+
+/** Connects with flags first, the environment second; names the address when it fails. */
+async function connect(command: Command): Promise<{ batches: MaritacaBatchClient; where: string }> {
+  const flags = globals(command);
+  const address = flags.address ?? process.env.TEMPORAL_ADDRESS ?? 'localhost:7233';
+  const namespace = flags.namespace ?? process.env.TEMPORAL_NAMESPACE ?? 'default';
+  try {
+    const batches = await MaritacaBatchClient.connect({
+      address,
+      namespace,
+      ...(flags.taskQueue ? { taskQueue: flags.taskQueue } : {}),
+    });
+    return { batches, where: `namespace "${namespace}" at ${address}` };
+  } catch (err) {
+    throw new CliError(`cannot reach the Temporal server at ${address}: ${firstLine(err)}`);
+  }
+}
+
+function firstLine(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '';
+}
+
+/** Runs `action` with a connected client, closing it afterwards and turning known errors into one line. */
+async function withClient(
+  command: Command,
+  action: (batches: MaritacaBatchClient, where: string) => Promise<void>,
+): Promise<void> {
+  const { batches, where } = await connect(command);
+  try {
+    await action(batches, where);
+  } catch (err) {
+    if (err instanceof BatchNotFoundError)
+      throw new CliError(`no batch with id "${err.batchId}" in ${where}`);
+    throw err;
+  } finally {
+    await batches.close();
+  }
+}
+
+function positiveNumber(value: string): number {
+  const number = Number(value);
+  if (value.trim() === '' || !Number.isFinite(number) || number <= 0) {
+    throw new InvalidArgumentError('must be a positive number');
+  }
+  return number;
+}
+
+function positiveInteger(value: string): number {
+  const number = positiveNumber(value);
+  if (!Number.isInteger(number)) throw new InvalidArgumentError('must be a whole number');
+  return number;
+}
+
+function duration(value: string): string {
+  if (parseDurationMs(value) === undefined) {
+    throw new InvalidArgumentError('must be a duration such as 90s, 15m, 2h or 7d');
+  }
+  return value;
+}
+
+/** A request's outcome, for sorting outcomes read in completion order back into input order. */
+function byIndex(a: RequestOutcome, b: RequestOutcome): number {
+  return a.index - b.index;
+}
+
+/** Every outcome a batch recorded, including those of a batch that failed or was cancelled. */
+async function collectOutcomes(
+  handle: BatchHandle,
+): Promise<{ status: BatchStatus | string; outcomes: RequestOutcome[] }> {
+  try {
+    const result = await handle.result();
+    return { status: result.status, outcomes: result.results };
+  } catch (err) {
+    if (!(err instanceof BatchRequestFailedError)) throw err;
+    const outcomes: RequestOutcome[] = [];
+    let from = 0;
+    for (;;) {
+      const page = await handle.workflowHandle.query(completionsQuery, { from, limit: 5000 });
+      outcomes.push(...page.outcomes);
+      if (page.outcomes.length === 0 || page.nextFrom >= page.total) break;
+      from = page.nextFrom;
+    }
+    return { status: 'failed', outcomes: outcomes.sort(byIndex) };
+  }
+}
+
+/** Registers estimate, submit, approve, reject, status, results, cancel and list. */
+export function registerBatchCommands(program: Command): void {
+  program
+    .command('estimate')
+    .argument('<file>', 'JSONL file: OpenAI Batch API input lines or {"id","messages","model"?} lines')
+    .description('estimate what a batch file would cost at most, without starting anything')
+    .option('--model <model>', `default model for lines that name none (default ${DEFAULT_MODEL})`)
+    .option(
+      '--max-output-tokens <n>',
+      'max_tokens of lines that set none',
+      positiveInteger,
+      DEFAULT_MAX_OUTPUT_TOKENS,
+    )
+    .option('--json', 'print the estimate as one JSON object')
+    .action(async (file: string, opts: { model?: string; maxOutputTokens: number; json?: boolean }) => {
+      const { requests } = await parseBatchJsonlFile(file);
+      const model = opts.model ?? DEFAULT_MODEL;
+      const detailed = estimateBatchCost(
+        estimateInputOf(requests, { model, maxOutputTokens: opts.maxOutputTokens }),
+      );
+      const {
+        perRequestInputTokens: _perRequestInputTokens,
+        perRequestMaxCost: _perRequestMaxCost,
+        ...estimate
+      } = detailed;
+      if (opts.json) return printJson(estimate);
+      console.log(
+        `${estimate.totalRequests} requests, ~${estimate.totalInputTokens} input tokens (${brl(estimate.inputCost)}), ` +
+          `up to ${estimate.totalOutputTokens} output tokens (${brl(estimate.outputCost)}): at most ${brl(estimate.totalCost)} (default model ${estimate.model})`,
+      );
+    });
+
+  program
+    .command('submit')
+    .argument('<file>', 'JSONL file: OpenAI Batch API input lines or {"id","messages","model"?} lines')
+    .description('validate a batch file and start a batch; it waits for approval unless auto-approved')
+    .option('--model <model>', `default model for lines that name none (default ${DEFAULT_MODEL})`)
+    .option('--concurrency <n>', 'calls in flight at once (default 5)', positiveInteger)
+    .option('--max-output-tokens <n>', 'max_tokens of lines that set none (default 1000)', positiveInteger)
+    .option(
+      '--auto-approve-below <brl>',
+      'approve automatically when the estimate is below this amount',
+      positiveNumber,
+    )
+    .option(
+      '--approval-timeout <duration>',
+      'end the batch as expired if not approved in time (e.g. 24h)',
+      duration,
+    )
+    .option('--fail-fast', 'fail the whole batch on the first request that exhausts its retries')
+    .option('--id <batchId>', 'batch id (workflow id); default generated')
+    .option('--json', 'print {batchId, estimate} as one JSON object')
+    .action(
+      async (
+        file: string,
+        opts: {
+          model?: string;
+          concurrency?: number;
+          maxOutputTokens?: number;
+          autoApproveBelow?: number;
+          approvalTimeout?: string;
+          failFast?: boolean;
+          id?: string;
+          json?: boolean;
+        },
+        command: Command,
+      ) => {
+        const { requests } = await parseBatchJsonlFile(file);
+        const options: BatchOptions = {
+          returnExceptions: !opts.failFast,
+          ...(opts.model ? { model: opts.model } : {}),
+          ...(opts.concurrency ? { maxConcurrency: opts.concurrency } : {}),
+          ...(opts.maxOutputTokens ? { maxOutputTokens: opts.maxOutputTokens } : {}),
+          ...(opts.autoApproveBelow !== undefined ? { autoApproveBelow: opts.autoApproveBelow } : {}),
+          ...(opts.approvalTimeout ? { approvalTimeout: opts.approvalTimeout } : {}),
+        };
+        await withClient(command, async (batches) => {
+          const handle = await batches.start(requests, options, opts.id ? { batchId: opts.id } : {});
+          let progress = await handle.progress();
+          while (progress.status === 'estimating') {
+            await new Promise((resolve) => setTimeout(resolve, 100));
+            progress = await handle.progress();
+          }
+          if (opts.json)
+            return printJson({
+              batchId: handle.batchId,
+              status: progress.status,
+              estimate: progress.estimate,
+            });
+          console.log(`Started batch ${handle.batchId} (${requests.length} requests)`);
+          if (progress.estimate) console.log(`Estimate: at most ${brl(progress.estimate.totalCost)}`);
+          if (progress.status === 'awaiting_approval') {
+            console.log(`Waiting for approval: maritaca-batch approve ${handle.batchId} [--budget BRL]`);
+          } else {
+            console.log(`Status: ${progress.status}`);
+          }
+        });
+      },
+    );
+
+  program
+    .command('approve')
+    .argument('<batchId>')
+    .description('approve a batch that waits for approval (budget defaults to the estimate)')
+    .option('--budget <brl>', 'approved budget in BRL', positiveNumber)
+    .option('--by <name>', 'who approves (kept in the batch state)', process.env.USER)
+    .action(async (batchId: string, opts: { budget?: number; by?: string }, command: Command) => {
+      await withClient(command, async (batches) => {
+        const handle = batches.getHandle(batchId);
+        const progress = await handle.progress();
+        if (progress.status !== 'awaiting_approval') {
+          throw new CliError(`batch ${batchId} is not waiting for approval (status: ${progress.status})`);
+        }
+        await handle.approve({
+          ...(opts.budget !== undefined ? { budget: opts.budget } : {}),
+          ...(opts.by ? { approvedBy: opts.by } : {}),
+        });
+        console.log(
+          `Approved batch ${batchId} with a budget of ${brl(opts.budget ?? progress.estimate?.totalCost)}`,
+        );
+      });
+    });
+
+  program
+    .command('reject')
+    .argument('<batchId>')
+    .description('reject a batch that waits for approval; it ends without calling Maritaca')
+    .option('--reason <text>', 'why (kept in the batch state)')
+    .action(async (batchId: string, opts: { reason?: string }, command: Command) => {
+      await withClient(command, async (batches) => {
+        const handle = batches.getHandle(batchId);
+        const progress = await handle.progress();
+        if (progress.status !== 'awaiting_approval' && progress.status !== 'estimating') {
+          throw new CliError(`batch ${batchId} is not waiting for approval (status: ${progress.status})`);
+        }
+        await handle.reject(opts.reason);
+        console.log(`Rejected batch ${batchId}`);
+      });
+    });
+
+  program
+    .command('status')
+    .argument('<batchId>')
+    .description('show where a batch stands; --watch follows it to the end')
+    .option(
+      '--watch',
+      'follow until the batch ends (a live bar on a terminal, one line per change on a pipe)',
+    )
+    .option('--interval <ms>', 'milliseconds between reads with --watch', positiveInteger, 500)
+    .option('--json', 'print the progress as JSON (one object per line with --watch)')
+    .action(
+      async (
+        batchId: string,
+        opts: { watch?: boolean; interval: number; json?: boolean },
+        command: Command,
+      ) => {
+        await withClient(command, async (batches) => {
+          const handle = batches.getHandle(batchId);
+          const print = (progress: BatchProgress) =>
+            opts.json
+              ? printJson({ batchId, ...progress })
+              : console.log(`${batchId}: ${progressLine(progress)}`);
+          if (!opts.watch) return print(await handle.progress());
+          if (opts.json) {
+            let last = '';
+            for (;;) {
+              const progress = await handle.progress();
+              const key = JSON.stringify({ ...progress, updatedAt: undefined });
+              if (key !== last) print(progress);
+              last = key;
+              if (FINAL_STATUSES.includes(progress.status)) return;
+              await new Promise((resolve) => setTimeout(resolve, opts.interval));
+            }
+          }
+          const final = await watchBatch(handle, { intervalMs: opts.interval });
+          console.log(`${batchId}: ${progressLine(final)}`);
+        });
+      },
+    );
+
+  program
+    .command('results')
+    .argument('<batchId>')
+    .description('wait for a batch to end and write one OpenAI batch output line per request')
+    .option('-o, --output <file>', 'write to this file instead of stdout')
+    .action(async (batchId: string, opts: { output?: string }, command: Command) => {
+      await withClient(command, async (batches) => {
+        const handle = batches.getHandle(batchId);
+        await handle.progress();
+        const { status, outcomes } = await collectOutcomes(handle);
+        const text = toOpenAIBatchOutput(outcomes, batchId);
+        const failed = outcomes.filter((o) => !o.ok).length;
+        if (opts.output) await writeFile(opts.output, text);
+        else process.stdout.write(text);
+        process.stderr.write(
+          `Batch ${batchId} ${status}: ${outcomes.length} result(s), ${failed} failed` +
+            (opts.output ? `, written to ${opts.output}` : '') +
+            '\n',
+        );
+      });
+    });
+
+  program
+    .command('cancel')
+    .argument('<batchId>')
+    .description('cancel a batch: calls in flight are aborted, results so far are kept')
+    .action(async (batchId: string, _opts: unknown, command: Command) => {
+      await withClient(command, async (batches) => {
+        const handle = batches.getHandle(batchId);
+        const progress = await handle.progress();
+        if (FINAL_STATUSES.includes(progress.status)) {
+          throw new CliError(`batch ${batchId} has already ended (status: ${progress.status})`);
+        }
+        await handle.cancel();
+        console.log(`Cancellation requested for batch ${batchId}`);
+      });
+    });
+
+  program
+    .command('list')
+    .description('list recent batches, newest first')
+    .option('--status <status>', 'only batches in this status (e.g. awaiting_approval, running, completed)')
+    .option('--limit <n>', 'at most this many batches', positiveInteger, 20)
+    .option('--json', 'print one JSON object per batch')
+    .action(async (opts: { status?: string; limit: number; json?: boolean }, command: Command) => {
+      await withClient(command, async (batches) => {
+        let shown = 0;
+        for await (const execution of batches.client.workflow.list({
+          query: `WorkflowType = '${WORKFLOW_TYPE}'`,
+        })) {
+          const handle = batches.getHandle(execution.workflowId);
+          const status = await batchStatus(handle, execution.status.name);
+          if (opts.status && status.status !== opts.status) continue;
+          const row = {
+            batchId: execution.workflowId,
+            status: status.status,
+            completed: status.completed,
+            total: status.total,
+            actualCost: status.actualCost,
+            startedAt: execution.startTime.toISOString(),
+          };
+          if (opts.json) printJson(row);
+          else
+            console.log(
+              `${row.batchId}  ${row.status.padEnd(17)} ${String(row.completed ?? '-').padStart(6)}/${String(row.total ?? '-').padEnd(6)} ${brl(row.actualCost).padEnd(14)} ${row.startedAt}`,
+            );
+          if (++shown >= opts.limit) break;
+        }
+        if (shown === 0 && !opts.json) console.log('No batches found.');
+      });
+    });
+}
+
+/** Status and counts of a batch: queried while it runs, read from its result once it ended. */
+async function batchStatus(
+  handle: BatchHandle,
+  executionStatus: WorkflowExecutionStatusName,
+): Promise<{ status: string; completed?: number; total?: number; actualCost?: number }> {
+  if (executionStatus === 'RUNNING') {
+    const p = await handle.progress();
+    return { status: p.status, completed: p.completed, total: p.total, actualCost: p.actualCost };
+  }
+  if (executionStatus === 'COMPLETED') {
+    const r = await handle.result();
+    return { status: r.status, completed: r.results.length, actualCost: r.actualCost };
+  }
+  if (executionStatus === 'FAILED' || executionStatus === 'TIMED_OUT') return { status: 'failed' };
+  if (executionStatus === 'CANCELLED') return { status: 'cancelled' };
+  return { status: executionStatus.toLowerCase() };
+}

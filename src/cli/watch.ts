@@ -1,0 +1,82 @@
+import { SingleBar, Presets } from 'cli-progress';
+import type { BatchHandle } from '../client';
+import type { BatchProgress } from '../shared';
+import { FINAL_STATUSES, brl, progressLine } from './output';
+
+/** Options of {@link watchBatch}. */
+export interface WatchOptions {
+  /** Milliseconds between progress queries (default 500). */
+  intervalMs?: number;
+  /** Draw a live bar (a terminal) or print a line per change (a pipe). Default: `process.stdout.isTTY`. */
+  tty?: boolean;
+  /** Where lines go (default stdout). */
+  write?: (line: string) => void;
+}
+
+/** Requests per minute over the samples taken while running. */
+function ratePerMinute(
+  first: { at: number; completed: number } | null,
+  now: BatchProgress,
+  at: number,
+): number {
+  if (!first || at <= first.at) return 0;
+  return ((now.completed - first.completed) * 60_000) / (at - first.at);
+}
+
+/**
+ * Follows a batch until it reaches a final status: a live bar with counts, rate, ETA and
+ * spend against the approved budget on a terminal; one plain line per change elsewhere.
+ * Resolves with the last progress read.
+ */
+export async function watchBatch(handle: BatchHandle, options: WatchOptions = {}): Promise<BatchProgress> {
+  const intervalMs = options.intervalMs ?? 500;
+  const tty = options.tty ?? Boolean(process.stdout.isTTY);
+  const write = options.write ?? ((line: string) => process.stdout.write(`${line}\n`));
+  let first: { at: number; completed: number } | null = null;
+  let lastLine = '';
+  let bar: SingleBar | undefined;
+  for (;;) {
+    const progress = await handle.progress();
+    const at = Date.now();
+    if (progress.status === 'running' && first === null) first = { at, completed: progress.completed };
+    const rate = ratePerMinute(first, progress, at);
+    const budget = progress.approvedBudget ?? progress.estimate?.totalCost ?? null;
+    if (tty) {
+      const payload = {
+        status: progress.status.padEnd(17),
+        failed: progress.failed,
+        inFlight: progress.inFlight,
+        rate: rate.toFixed(0),
+        spent: brl(progress.actualCost),
+        budget: brl(budget),
+      };
+      if (!bar) {
+        bar = new SingleBar(
+          {
+            format:
+              '{status} {bar} {percentage}% | {value}/{total} done, {inFlight} in flight, {failed} failed | {rate}/min | ETA {eta_formatted} | {spent} of {budget}',
+            hideCursor: true,
+            etaBuffer: 50,
+          },
+          Presets.shades_classic,
+        );
+        bar.start(progress.total, progress.completed, payload);
+      } else {
+        bar.update(progress.completed, payload);
+      }
+    } else {
+      const line = progressLine(progress) + (rate > 0 ? `, ${rate.toFixed(0)}/min` : '');
+      // Rate changes every sample; print only when the state itself changed.
+      const key = progressLine(progress);
+      if (key !== lastLine) {
+        write(`${new Date(at).toISOString()} ${line}`);
+        lastLine = key;
+      }
+    }
+    if (FINAL_STATUSES.includes(progress.status)) {
+      bar?.stop();
+      return progress;
+    }
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}

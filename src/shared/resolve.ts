@@ -1,0 +1,44 @@
+import { DEFAULT_MAX_OUTPUT_TOKENS } from './constants';
+import { DEFAULT_MODEL } from './prices';
+import type { BatchOptions, BatchRequest, CallMaritacaInput, EstimateCostInput } from './types';
+
+/**
+ * The call each request becomes: its id (the index when it has none), and its model,
+ * `max_tokens`, temperature and stop sequences with the batch options filling what it leaves out.
+ * The workflow, the estimate and the CLI all use this, so they agree on every request.
+ */
+export function resolveCalls(
+  requests: readonly BatchRequest[],
+  options: BatchOptions = {},
+): CallMaritacaInput[] {
+  const defaultModel = options.model ?? DEFAULT_MODEL;
+  return requests.map((request, index) => {
+    const call: CallMaritacaInput = {
+      requestId: request.id ?? String(index),
+      model: request.model ?? defaultModel,
+      messages: request.messages,
+      maxTokens: request.maxTokens ?? options.maxOutputTokens ?? DEFAULT_MAX_OUTPUT_TOKENS,
+    };
+    const temperature = request.temperature ?? options.temperature;
+    if (temperature !== undefined) call.temperature = temperature;
+    if (request.topP !== undefined) call.topP = request.topP;
+    const stop = request.stop ?? options.stop;
+    if (stop !== undefined) call.stop = stop;
+    return call;
+  });
+}
+
+/** The `estimateCost` activity's input for a batch. */
+export function estimateInputOf(
+  requests: readonly BatchRequest[],
+  options: BatchOptions = {},
+): EstimateCostInput {
+  return {
+    model: options.model ?? DEFAULT_MODEL,
+    requests: resolveCalls(requests, options).map(({ messages, model, maxTokens }) => ({
+      messages,
+      model,
+      maxTokens,
+    })),
+  };
+}
