@@ -57,6 +57,7 @@ export async function watchBatch(handle: BatchHandle, options: WatchOptions = {}
               '{status} {bar} {percentage}% | {value}/{total} done, {inFlight} in flight, {failed} failed | {rate}/min | ETA {eta_formatted} | {spent} of {budget}',
             hideCursor: true,
             etaBuffer: 50,
+            stream: process.stdout,
           },
           Presets.shades_classic,
         );

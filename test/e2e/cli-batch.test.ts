@@ -1,9 +1,10 @@
+import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { readOpenAIBatchOutput } from '../../src';
 import { startTestContext, type TestContext } from '../helpers/context';
-import { spawnCli } from '../helpers/processes';
+import { CLI, spawnCli } from '../helpers/processes';
 
 const FIXTURE = path.join(__dirname, '..', 'fixtures', 'openai-batch-200.jsonl');
 
@@ -71,6 +72,19 @@ describe('the maritaca-batch CLI driving batches', () => {
     expect(ids).toEqual(expected);
     expect(new Set(ids).size).toBe(200);
     for (const line of output) expect(line.response?.status_code).toBe(200);
+
+    // On a terminal the same command draws a bar with counts, rate, ETA and spend against the budget.
+    const onTerminal = await new Promise<string>((resolve, reject) => {
+      const command = [process.execPath, CLI, ...flags, 'status', batchId, '--watch']
+        .map((a) => `'${a}'`)
+        .join(' ');
+      execFile('script', ['-qec', command, '/dev/null'], (err, stdout) =>
+        err ? reject(err) : resolve(stdout),
+      );
+    });
+    expect(onTerminal).toMatch(
+      /completed\s+\S+ 100% \| 200\/200 done, 0 in flight, 0 failed \| \d+\/min \| ETA \S+ \| R\$ [\d.]+ of R\$ 5\.00/,
+    );
 
     const list = await cli('list', '--status', 'completed', '--json');
     expect(list.code).toBe(0);
