@@ -182,7 +182,7 @@ function toFailure(err: unknown, attempt: number, scrub: (text: string) => strin
       return ApplicationFailure.create({
         type: FailureTypes.RateLimited,
         message,
-        details,
+        details: [{ status, attempt, ...(delay !== undefined ? { retryAfterMs: delay } : {}) }],
         ...(delay !== undefined ? { nextRetryDelay: Math.max(delay, 1) } : {}),
       });
     }

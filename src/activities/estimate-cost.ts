@@ -1,36 +1,68 @@
-import { CURRENCY, MODEL_PRICES, type DetailedEstimate, type EstimateCostInput } from '../shared';
+import {
+  CURRENCY,
+  MODEL_PRICES,
+  type ChatMessage,
+  type DetailedEstimate,
+  type EstimateCostInput,
+} from '../shared';
 import { estimateMessageTokens } from './token-estimate';
 
 const PER_MILLION = 1_000_000;
 
 /**
+ * Template tokens allowed per message and per request in the upper bound: more than the
+ * estimator's 5 and 3, because Maritaca does not publish its chat template.
+ */
+export const BOUND_MESSAGE_OVERHEAD_TOKENS = 16;
+export const BOUND_REQUEST_OVERHEAD_TOKENS = 16;
+
+/**
+ * An upper bound on a prompt's tokens: a byte-level BPE never emits more tokens than the text
+ * has UTF-8 bytes, so bytes plus template overhead cannot be exceeded.
+ */
+export function promptTokenBound(messages: readonly ChatMessage[]): number {
+  let tokens = BOUND_REQUEST_OVERHEAD_TOKENS;
+  for (const message of messages) {
+    tokens += Buffer.byteLength(message.content, 'utf8') + BOUND_MESSAGE_OVERHEAD_TOKENS;
+  }
+  return tokens;
+}
+
+/**
  * Estimates a batch's cost without calling the model: input tokens from
- * {@link estimateMessageTokens}, output at each request's `max_tokens` (the worst case), priced
- * per model from {@link MODEL_PRICES}. Cached-input discounts are ignored, so the estimate
- * errs high.
+ * {@link estimateMessageTokens}, output at each request's `max_tokens` (the most it can be),
+ * priced per model from {@link MODEL_PRICES}. `maxCost` replaces the input estimate with
+ * {@link promptTokenBound}: what the batch cannot exceed. Cached-input discounts are ignored.
  */
 export function estimateBatchCost(input: EstimateCostInput): DetailedEstimate {
   let totalInputTokens = 0;
   let totalOutputTokens = 0;
   let inputCost = 0;
   let outputCost = 0;
-  const perRequestInputTokens: number[] = new Array(input.requests.length);
-  const perRequestMaxCost: number[] = new Array(input.requests.length);
+  let maxCost = 0;
+  const count = input.requests.length;
+  const perRequestInputTokens: number[] = new Array(count);
+  const perRequestMaxCost: number[] = new Array(count);
+  const perRequestCost: number[] = new Array(count);
   input.requests.forEach((request, index) => {
     const price = MODEL_PRICES[request.model];
     if (!price) throw new Error(`No price known for model "${request.model}" (requests[${index}].model)`);
     const inputTokens = estimateMessageTokens(request.messages);
     const requestInputCost = (inputTokens * price.input) / PER_MILLION;
     const requestOutputCost = (request.maxTokens * price.output) / PER_MILLION;
+    const requestMaxCost =
+      (promptTokenBound(request.messages) * price.input) / PER_MILLION + requestOutputCost;
     perRequestInputTokens[index] = inputTokens;
-    perRequestMaxCost[index] = requestInputCost + requestOutputCost;
+    perRequestCost[index] = requestInputCost + requestOutputCost;
+    perRequestMaxCost[index] = requestMaxCost;
     totalInputTokens += inputTokens;
     totalOutputTokens += request.maxTokens;
     inputCost += requestInputCost;
     outputCost += requestOutputCost;
+    maxCost += requestMaxCost;
   });
   return {
-    totalRequests: input.requests.length,
+    totalRequests: count,
     totalInputTokens,
     totalOutputTokens,
     inputCost: roundCost(inputCost),
@@ -38,8 +70,11 @@ export function estimateBatchCost(input: EstimateCostInput): DetailedEstimate {
     totalCost: roundCost(inputCost + outputCost),
     currency: CURRENCY,
     model: input.model,
+    // Rounded up so that approving `maxCost` always covers the sum of the per-request bounds.
+    maxCost: Math.ceil(maxCost * 1e9) / 1e9,
     perRequestInputTokens,
     perRequestMaxCost,
+    perRequestCost,
   };
 }
 

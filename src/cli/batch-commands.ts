@@ -14,6 +14,7 @@ import {
   WORKFLOW_TYPE,
   completionsQuery,
   estimateInputOf,
+  publicEstimate,
   parseDurationMs,
   type BatchOptions,
   type BatchProgress,
@@ -137,18 +138,14 @@ export function registerBatchCommands(program: Command): void {
     .action(async (file: string, opts: { model?: string; maxOutputTokens: number; json?: boolean }) => {
       const { requests } = await parseBatchJsonlFile(file);
       const model = opts.model ?? DEFAULT_MODEL;
-      const detailed = estimateBatchCost(
-        estimateInputOf(requests, { model, maxOutputTokens: opts.maxOutputTokens }),
+      const estimate = publicEstimate(
+        estimateBatchCost(estimateInputOf(requests, { model, maxOutputTokens: opts.maxOutputTokens })),
       );
-      const {
-        perRequestInputTokens: _perRequestInputTokens,
-        perRequestMaxCost: _perRequestMaxCost,
-        ...estimate
-      } = detailed;
       if (opts.json) return printJson(estimate);
       console.log(
         `${estimate.totalRequests} requests, ~${estimate.totalInputTokens} input tokens (${brl(estimate.inputCost)}), ` +
-          `up to ${estimate.totalOutputTokens} output tokens (${brl(estimate.outputCost)}): at most ${brl(estimate.totalCost)} (default model ${estimate.model})`,
+          `up to ${estimate.totalOutputTokens} output tokens (${brl(estimate.outputCost)}): estimate ${brl(estimate.totalCost)}, ` +
+          `never more than ${brl(estimate.maxCost)} (default model ${estimate.model})`,
       );
     });
 

@@ -3,6 +3,7 @@ import {
   DEFAULT_MAX_OUTPUT_TOKENS,
   DEFAULT_MODEL,
   completionsQuery,
+  publicEstimate,
   type BatchEstimate,
   type BatchOptions,
   type BatchRequest,
@@ -109,18 +110,10 @@ export function estimateSeedInputs(
     requests: seedRequests(inputs),
     options: { model, maxOutputTokens: maxTokens },
   });
-  const detailed = estimateBatchCost({
-    model,
-    requests: input.requests.map((r) => ({ messages: r.messages, model, maxTokens })),
-  });
-  return {
-    totalRequests: detailed.totalRequests,
-    totalInputTokens: detailed.totalInputTokens,
-    totalOutputTokens: detailed.totalOutputTokens,
-    inputCost: detailed.inputCost,
-    outputCost: detailed.outputCost,
-    totalCost: detailed.totalCost,
-    currency: detailed.currency,
-    model: detailed.model,
-  };
+  return publicEstimate(
+    estimateBatchCost({
+      model,
+      requests: input.requests.map((r) => ({ messages: r.messages, model, maxTokens })),
+    }),
+  );
 }

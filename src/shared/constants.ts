@@ -25,4 +25,8 @@ export const MessageNames = {
   progress: 'progress',
   estimate: 'estimate',
   completions: 'completions',
+  approveBudget: 'approveBudget',
+  setConcurrency: 'setConcurrency',
+  pause: 'pause',
+  resume: 'resume',
 } as const;

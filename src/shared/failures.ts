@@ -38,4 +38,6 @@ export const NON_RETRYABLE_FAILURE_TYPES: readonly string[] = [
 export interface CallFailureDetails {
   status?: number;
   attempt: number;
+  /** From a 429's `Retry-After`: how long the whole batch should hold back. */
+  retryAfterMs?: number;
 }

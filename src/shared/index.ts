@@ -6,3 +6,4 @@ export * from './prices';
 export * from './schema';
 export * from './types';
 export * from './resolve';
+export * from './rate-window';

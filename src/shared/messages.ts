@@ -1,6 +1,14 @@
-import { defineQuery, defineSignal } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { MessageNames } from './constants';
-import type { ApproveSignal, BatchEstimate, BatchProgress, CompletionsPage, RejectSignal } from './types';
+import type {
+  ApprovalRecord,
+  ApproveBudgetUpdate,
+  ApproveSignal,
+  BatchEstimate,
+  BatchProgress,
+  CompletionsPage,
+  RejectSignal,
+} from './types';
 
 /** Approves the batch's budget; `budget` defaults to the estimate's total. */
 export const approveSignal = defineSignal<[ApproveSignal?]>(MessageNames.approve);
@@ -17,3 +25,18 @@ export const estimateQuery = defineQuery<BatchEstimate | null>(MessageNames.esti
 export const completionsQuery = defineQuery<CompletionsPage, [{ from: number; limit?: number }]>(
   MessageNames.completions,
 );
+
+/**
+ * Approves a budget and answers with the approval record; its validator refuses, with a reason,
+ * when the batch is not waiting for approval or budget, or the budget is not a positive number,
+ * is below what was spent, or would not let a batch waiting for budget go on.
+ */
+export const approveBudgetUpdate = defineUpdate<ApprovalRecord, [ApproveBudgetUpdate]>(
+  MessageNames.approveBudget,
+);
+/** Changes `maxConcurrency` while the batch runs; answers with the new cap. */
+export const setConcurrencyUpdate = defineUpdate<number, [number]>(MessageNames.setConcurrency);
+/** Stops starting new calls (calls in flight finish). */
+export const pauseSignal = defineSignal(MessageNames.pause);
+/** Starts calls again after `pause`. */
+export const resumeSignal = defineSignal(MessageNames.resume);

@@ -1,6 +1,13 @@
 import { DEFAULT_MAX_OUTPUT_TOKENS } from './constants';
 import { DEFAULT_MODEL } from './prices';
-import type { BatchOptions, BatchRequest, CallMaritacaInput, EstimateCostInput } from './types';
+import type {
+  BatchEstimate,
+  BatchOptions,
+  BatchRequest,
+  CallMaritacaInput,
+  DetailedEstimate,
+  EstimateCostInput,
+} from './types';
 
 /**
  * The call each request becomes: its id (the index when it has none), and its model,
@@ -40,5 +47,20 @@ export function estimateInputOf(
       model,
       maxTokens,
     })),
+  };
+}
+
+/** The estimate as queries and results show it: the detailed one without its per-request arrays. */
+export function publicEstimate(detailed: DetailedEstimate): BatchEstimate {
+  return {
+    totalRequests: detailed.totalRequests,
+    totalInputTokens: detailed.totalInputTokens,
+    totalOutputTokens: detailed.totalOutputTokens,
+    inputCost: detailed.inputCost,
+    outputCost: detailed.outputCost,
+    totalCost: detailed.totalCost,
+    currency: detailed.currency,
+    model: detailed.model,
+    maxCost: detailed.maxCost,
   };
 }

@@ -44,6 +44,13 @@ export const retryOptionsSchema = z.object({
   backoffCoefficient: z.number().min(1).optional(),
 });
 
+/** Per-minute limits of the Maritaca key, enforced by the workflow before each call starts. */
+export const rateLimitSchema = z.object({
+  rpm: z.number().int().positive().optional(),
+  inputTpm: z.number().int().positive().optional(),
+  outputTpm: z.number().int().positive().optional(),
+});
+
 /** Options for the whole batch. */
 export const batchOptionsSchema = z.object({
   model: modelSchema.optional(),
@@ -56,6 +63,7 @@ export const batchOptionsSchema = z.object({
   approvalTimeout: durationSchema.optional(),
   requestTimeout: durationSchema.optional(),
   retry: retryOptionsSchema.optional(),
+  rateLimit: rateLimitSchema.optional(),
 });
 
 /** The workflow's input: the requests and the batch options. */
@@ -88,6 +96,19 @@ export const approveSchema = z.object({
   budget: z.number({ error: 'must be a number' }).positive({ error: 'must be a positive number' }).optional(),
   approvedBy: z.string().optional(),
 });
+
+/** Argument of the `approveBudget` update: unlike the signal, the budget is required. */
+export const approveBudgetSchema = z.object({
+  budget: z.number({ error: 'must be a number' }).positive({ error: 'must be a positive number' }),
+  approvedBy: z.string().optional(),
+});
+
+/** Argument of the `setConcurrency` update. */
+export const concurrencySchema = z
+  .number({ error: 'must be a number' })
+  .int({ error: 'must be a whole number' })
+  .min(1, { error: 'must be at least 1' })
+  .max(1000, { error: 'must be at most 1000' });
 
 /** Signal payload of `reject`. */
 export const rejectSchema = z.object({ reason: z.string().optional() });

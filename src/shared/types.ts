@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import type {
+  approveBudgetSchema,
   approveSchema,
   batchInputSchema,
   batchOptionsSchema,
@@ -21,6 +22,8 @@ export type RetryOptions = z.infer<typeof retryOptionsSchema>;
 export type BatchInput = z.infer<typeof batchInputSchema>;
 /** Payload of the `approve` signal. */
 export type ApproveSignal = z.infer<typeof approveSchema>;
+/** Argument of the `approveBudget` update. */
+export type ApproveBudgetUpdate = z.infer<typeof approveBudgetSchema>;
 /** Payload of the `reject` signal. */
 export type RejectSignal = z.infer<typeof rejectSchema>;
 
@@ -33,7 +36,10 @@ export type BatchStatus =
   | 'rejected'
   | 'expired'
   | 'failed'
-  | 'cancelled';
+  | 'cancelled'
+  | 'awaiting_budget'
+  | 'budget_exhausted'
+  | 'paused';
 
 /** Cost estimate of a batch, in BRL; output is priced at each request's `max_tokens`. */
 export interface BatchEstimate {
@@ -46,14 +52,21 @@ export interface BatchEstimate {
   currency: 'BRL';
   /** The batch's default model (requests may name others; their prices are used for them). */
   model: string;
+  /**
+   * The most the batch can cost: every prompt at its provable upper bound (one token per UTF-8
+   * byte plus template overhead) and every answer at `max_tokens`. Budget reservations use it.
+   */
+  maxCost: number;
 }
 
 /** What `estimateCost` returns: the batch estimate plus the per-request figures behind it. */
 export interface DetailedEstimate extends BatchEstimate {
   /** Estimated input tokens of each request, in input order. */
   perRequestInputTokens: number[];
-  /** Worst-case cost of each request (input estimate plus `max_tokens` output), in input order. */
+  /** Worst-case cost of each request (input bound plus `max_tokens` output), in input order. */
   perRequestMaxCost: number[];
+  /** Estimated cost of each request (input estimate plus `max_tokens` output), in input order. */
+  perRequestCost: number[];
 }
 
 /** Token usage of one call, LangChain-style. */
@@ -97,8 +110,27 @@ export interface ApprovalRecord {
   approvedBy?: string;
   /** ISO timestamp. */
   at: string;
-  /** `signal`, or `auto` when `autoApproveBelow` approved it. */
-  via: 'signal' | 'auto';
+  /** How it arrived: the `approve` signal, the `approveBudget` update, or `autoApproveBelow`. */
+  via: 'signal' | 'update' | 'auto';
+}
+
+/** What a batch is waiting for, when it is not making progress on its own. */
+export type WaitingFor = 'approval' | 'budget' | 'rate_limit' | 'retry_after' | 'pause' | null;
+
+/** Budget figures of a running batch (BRL). */
+export interface BudgetState {
+  /** The approved budget. */
+  approved: number;
+  /** Spent so far (sum of finished calls' costs). */
+  spent: number;
+  /** Held for calls in flight (their worst case). */
+  reserved: number;
+  /** approved - spent - reserved. */
+  remaining: number;
+  /** Estimated cost of the requests not started yet. */
+  restEstimate: number;
+  /** Worst-case cost of the requests not started yet. */
+  restMaxCost: number;
 }
 
 /** Answer of the `progress` query. */
@@ -120,6 +152,18 @@ export interface BatchProgress {
   updatedAt: string;
   approval: ApprovalRecord | null;
   rejectionReason: string | null;
+  /** Every approval in order: the audit trail (the latest is `approval`). */
+  approvals: ApprovalRecord[];
+  /** What the batch waits for, if anything. */
+  waitingFor: WaitingFor;
+  /** Budget figures once approved, else `null`. */
+  budget: BudgetState | null;
+  /** Concurrency cap (`maxConcurrency`, changed by `setConcurrency`) and the window in force after 429 back-off. */
+  concurrency: { max: number; current: number };
+  /** Paused by the `pause` signal. */
+  paused: boolean;
+  /** 429 answers seen so far. */
+  rateLimitedResponses: number;
 }
 
 /** What the `maritacaBatch` workflow returns. */
@@ -132,6 +176,8 @@ export interface BatchResult {
   actualCost: number;
   currency: 'BRL';
   rejectionReason: string | null;
+  /** Every approval in order. */
+  approvals: ApprovalRecord[];
 }
 
 /** Input of the `callMaritaca` activity: one fully resolved chat completion request. */

@@ -20,17 +20,27 @@ import {
   FailureTypes,
   NON_RETRYABLE_FAILURE_TYPES,
   addCosts,
-  approveSignal,
+  adaptWindow,
+  approveBudgetSchema,
+  approveBudgetUpdate,
   approveSchema,
-  completionsQuery,
+  approveSignal,
   batchInputSchema,
+  completionsQuery,
+  concurrencySchema,
   describeIssues,
-  estimateQuery,
   estimateInputOf,
+  estimateQuery,
   parseDurationMs,
-  resolveCalls,
+  pauseSignal,
   progressQuery,
+  pruneWindow,
+  publicEstimate,
+  rateWaitMs,
   rejectSignal,
+  resolveCalls,
+  resumeSignal,
+  setConcurrencyUpdate,
   validateWith,
   type ApprovalRecord,
   type BatchEstimate,
@@ -42,20 +52,35 @@ import {
   type CallMaritacaInput,
   type RequestError,
   type RequestOutcome,
+  type WaitingFor,
+  type WindowEntry,
 } from '../shared';
 
 type Activities = ReturnType<typeof createActivities>;
 
 /** Margin Temporal gives a call beyond its own HTTP timeout, so the activity reports the timeout itself. */
 const ACTIVITY_TIMEOUT_MARGIN_MS = 15_000;
+/** Hold applied after a 429 that carried no `Retry-After`. */
+const DEFAULT_RATE_LIMIT_HOLD_MS = 1_000;
+/** Amounts below this are rounding noise, not money. */
+const COST_EPSILON = 1e-9;
+
+/** Why the next request cannot start now, and how long that may last. */
+interface Blocked {
+  status: BatchStatus;
+  waitingFor: WaitingFor;
+  /** Re-check after this long even if nothing else changes (time-based blocks). */
+  timeoutMs?: number;
+}
 
 /**
- * The durable batch: estimates the cost, waits for approval, runs every request through a
- * sliding window of at most `maxConcurrency` Maritaca calls, and returns one outcome per
- * request in input order.
+ * The durable batch: estimates the cost, waits for approval, then runs every request through a
+ * sliding window of Maritaca calls that never spends beyond the approved budget, respects the
+ * key's per-minute limits, backs off on 429s, and can be paused, resized or cancelled. Returns
+ * one outcome per request in input order.
  *
- * Registered under the workflow type `maritacaBatch`; see the README for its signals
- * (`approve`, `reject`) and queries (`progress`, `estimate`).
+ * Registered under the workflow type `maritacaBatch`; see the README for its signals, updates
+ * and queries.
  */
 export async function maritacaBatch(input: BatchInput): Promise<BatchResult> {
   const validated = validateWith(batchInputSchema, input);
@@ -70,10 +95,10 @@ export async function maritacaBatch(input: BatchInput): Promise<BatchResult> {
   const { requests } = validated.value;
   const options = validated.value.options ?? {};
   const total = requests.length;
-  const maxConcurrency = options.maxConcurrency ?? DEFAULT_MAX_CONCURRENCY;
   const requestTimeoutMs = parseDurationMs(options.requestTimeout) ?? DEFAULT_REQUEST_TIMEOUT_MS;
+  const approvalTimeoutMs = parseDurationMs(options.approvalTimeout);
   const maximumAttempts = options.retry?.maximumAttempts ?? DEFAULT_RETRY.maximumAttempts;
-
+  const limits = options.rateLimit;
   const calls: CallMaritacaInput[] = resolveCalls(requests, options);
 
   const { estimateCost } = proxyActivities<Activities>({
@@ -90,65 +115,134 @@ export async function maritacaBatch(input: BatchInput): Promise<BatchResult> {
       initialInterval: parseDurationMs(options.retry?.initialInterval) ?? DEFAULT_RETRY.initialIntervalMs,
       maximumInterval: parseDurationMs(options.retry?.maximumInterval) ?? DEFAULT_RETRY.maximumIntervalMs,
       backoffCoefficient: options.retry?.backoffCoefficient ?? DEFAULT_RETRY.backoffCoefficient,
-      nonRetryableErrorTypes: [...NON_RETRYABLE_FAILURE_TYPES],
+      // A 429 comes back to the workflow, which holds the whole window and narrows it.
+      nonRetryableErrorTypes: [...NON_RETRYABLE_FAILURE_TYPES, FailureTypes.RateLimited],
     },
   };
   const { callMaritaca } = proxyActivities<Activities>(callOptions);
 
+  const startedAt = workflowInfo().startTime.toISOString();
   const state = {
     status: 'estimating' as BatchStatus,
+    waitingFor: null as WaitingFor,
     estimate: null as BatchEstimate | null,
-    approval: null as ApprovalRecord | null,
-    pendingApproval: null as { budget?: number; approvedBy?: string } | null,
-    rejectionReason: null as string | null,
+    approvals: [] as ApprovalRecord[],
+    /** An `approve` signal that arrived before the estimate was known. */
+    earlyApproval: null as { budget?: number; approvedBy?: string } | null,
     rejected: false,
+    rejectionReason: null as string | null,
     succeeded: 0,
     failed: 0,
     inFlight: 0,
     actualCost: 0,
-    startedAt: workflowInfo().startTime.toISOString(),
-    updatedAt: workflowInfo().startTime.toISOString(),
+    reserved: 0,
+    maxConcurrency: options.maxConcurrency ?? DEFAULT_MAX_CONCURRENCY,
+    window: options.maxConcurrency ?? DEFAULT_MAX_CONCURRENCY,
+    paused: false,
+    holdUntil: 0,
+    rateLimitedResponses: 0,
+    nextIndex: 0,
+    updatedAt: startedAt,
+    /** Bumped on every change, so the dispatch loop can wait for "anything happened". */
+    version: 0,
   };
   const outcomes: (RequestOutcome | null)[] = calls.map(() => null);
   // Indices in the order their requests finished, so clients can follow completions one by one.
   const completionOrder: number[] = [];
+  // Requests sent back by a 429, to go before the ones never started.
+  const retryQueue: number[] = [];
+  // Attempts spent in earlier executions of a request (each 429 ends one).
+  const priorAttempts: Record<string, number> = {};
+  const reservations: Record<string, number> = {};
+  const rateWindow: WindowEntry[] = [];
+  let perRequestMaxCost: number[] = [];
+  let perRequestInputTokens: number[] = [];
+  let perRequestCost: number[] = [];
+  // Suffix sums over input order: the cost of requests from index i on, for "the rest" figures.
+  let restCostFrom: number[] = [];
+  let restMaxCostFrom: number[] = [];
 
   const touch = (): void => {
     state.updatedAt = new Date().toISOString();
+    state.version += 1;
   };
-  const setStatus = (status: BatchStatus): void => {
+  const setStatus = (status: BatchStatus, waitingFor: WaitingFor = null): void => {
+    if (state.status === status && state.waitingFor === waitingFor) return;
     state.status = status;
+    state.waitingFor = waitingFor;
     touch();
   };
-  const progress = (): BatchProgress => ({
-    status: state.status,
-    total,
-    completed: state.succeeded + state.failed,
-    succeeded: state.succeeded,
-    failed: state.failed,
-    inFlight: state.inFlight,
-    pending: total - state.succeeded - state.failed - state.inFlight,
-    estimate: state.estimate,
-    approvedBudget: state.approval?.budget ?? null,
-    actualCost: state.actualCost,
-    currency: 'BRL',
-    startedAt: state.startedAt,
-    updatedAt: state.updatedAt,
-    approval: state.approval,
-    rejectionReason: state.rejectionReason,
-  });
+  const approvedBudget = (): number | null => state.approvals.at(-1)?.budget ?? null;
+  const rest = (of: number[], suffix: number[]): number =>
+    retryQueue.reduce((sum, i) => sum + (of[i] ?? 0), suffix[state.nextIndex] ?? 0);
+  const neededToFinish = (): number =>
+    addCosts(addCosts(state.actualCost, state.reserved), rest(perRequestMaxCost, restMaxCostFrom));
+
+  const progress = (): BatchProgress => {
+    const approved = approvedBudget();
+    return {
+      status: state.status,
+      total,
+      completed: state.succeeded + state.failed,
+      succeeded: state.succeeded,
+      failed: state.failed,
+      inFlight: state.inFlight,
+      pending: total - state.succeeded - state.failed - state.inFlight,
+      estimate: state.estimate,
+      approvedBudget: approved,
+      actualCost: state.actualCost,
+      currency: 'BRL',
+      startedAt,
+      updatedAt: state.updatedAt,
+      approval: state.approvals.at(-1) ?? null,
+      rejectionReason: state.rejectionReason,
+      approvals: state.approvals,
+      waitingFor: state.waitingFor,
+      budget:
+        approved === null
+          ? null
+          : {
+              approved,
+              spent: state.actualCost,
+              reserved: state.reserved,
+              remaining: addCosts(approved, -addCosts(state.actualCost, state.reserved)),
+              restEstimate: addCosts(0, rest(perRequestCost, restCostFrom)),
+              restMaxCost: addCosts(0, rest(perRequestMaxCost, restMaxCostFrom)),
+            },
+      concurrency: { max: state.maxConcurrency, current: allowedInFlight() },
+      paused: state.paused,
+      rateLimitedResponses: state.rateLimitedResponses,
+    };
+  };
+  const allowedInFlight = (): number => Math.max(1, Math.min(state.maxConcurrency, Math.floor(state.window)));
+
   const finish = (status: BatchStatus): BatchResult => {
     setStatus(status);
     return {
       status,
       results: outcomes.filter((o): o is RequestOutcome => o !== null),
       estimate: state.estimate,
-      approvedBudget: state.approval?.budget ?? null,
+      approvedBudget: approvedBudget(),
       actualCost: state.actualCost,
       currency: 'BRL',
       rejectionReason: state.rejectionReason,
+      approvals: state.approvals,
     };
   };
+
+  const recordApproval = (
+    budget: number,
+    via: ApprovalRecord['via'],
+    approvedBy?: string,
+  ): ApprovalRecord => {
+    const record: ApprovalRecord = { budget, via, at: new Date().toISOString() };
+    if (approvedBy !== undefined) record.approvedBy = approvedBy;
+    state.approvals.push(record);
+    touch();
+    return record;
+  };
+  const waitingForApproval = (): boolean =>
+    state.status === 'awaiting_approval' || state.status === 'awaiting_budget';
 
   setHandler(progressQuery, progress);
   setHandler(estimateQuery, () => state.estimate);
@@ -164,75 +258,155 @@ export async function maritacaBatch(input: BatchInput): Promise<BatchResult> {
       status: state.status,
     };
   });
+
   setHandler(approveSignal, (payload) => {
     const parsed = validateWith(approveSchema, payload ?? {});
     if (!parsed.ok) {
       log.warn('Ignoring approve signal with invalid payload', { issues: describeIssues(parsed.issues) });
       return;
     }
-    if (state.approval || state.rejected) {
-      log.info('Ignoring approve signal: the batch is already decided', { status: state.status });
-      return;
+    const { budget, approvedBy } = parsed.value;
+    if (state.rejected) return;
+    if (state.status === 'estimating') {
+      state.earlyApproval = parsed.value;
+      touch();
+    } else if (state.status === 'awaiting_approval') {
+      recordApproval(budget ?? state.estimate!.totalCost, 'signal', approvedBy);
+    } else if (state.status === 'awaiting_budget') {
+      const next = budget ?? neededToFinish();
+      if (next <= (approvedBudget() ?? 0) + COST_EPSILON) {
+        log.warn('Ignoring approve signal: the budget is not above the current one', { budget: next });
+        return;
+      }
+      recordApproval(next, 'signal', approvedBy);
+    } else {
+      log.info('Ignoring approve signal: the batch is not waiting for approval', { status: state.status });
     }
-    state.pendingApproval = parsed.value;
-    touch();
+  });
+  setHandler(approveBudgetUpdate, ({ budget, approvedBy }) => recordApproval(budget, 'update', approvedBy), {
+    validator: (arg) => {
+      const parsed = validateWith(approveBudgetSchema, arg);
+      if (!parsed.ok) throw new Error(describeIssues(parsed.issues));
+      if (!waitingForApproval()) {
+        throw new Error(`the batch is not waiting for approval (status: ${state.status})`);
+      }
+      const { budget } = parsed.value;
+      if (budget + COST_EPSILON < state.actualCost) {
+        throw new Error(`budget ${budget} BRL is below what was already spent (${state.actualCost} BRL)`);
+      }
+      const current = approvedBudget();
+      if (state.status === 'awaiting_budget' && current !== null && budget <= current + COST_EPSILON) {
+        throw new Error(
+          `budget ${budget} BRL is not above the current budget (${current} BRL), so the batch could not go on`,
+        );
+      }
+    },
   });
   setHandler(rejectSignal, (payload) => {
-    if (state.approval) {
-      log.info('Ignoring reject signal: the batch is already approved', { status: state.status });
+    if (state.status !== 'estimating' && !waitingForApproval()) {
+      log.info('Ignoring reject signal: the batch is not waiting for approval', { status: state.status });
       return;
     }
     state.rejected = true;
     state.rejectionReason = payload?.reason ?? null;
     touch();
   });
+  setHandler(pauseSignal, () => {
+    state.paused = true;
+    touch();
+  });
+  setHandler(resumeSignal, () => {
+    state.paused = false;
+    touch();
+  });
+  setHandler(
+    setConcurrencyUpdate,
+    (concurrency) => {
+      state.maxConcurrency = concurrency;
+      state.window = concurrency;
+      touch();
+      return concurrency;
+    },
+    {
+      validator: (concurrency) => {
+        const parsed = validateWith(concurrencySchema, concurrency, ['concurrency']);
+        if (!parsed.ok) throw new Error(describeIssues(parsed.issues));
+      },
+    },
+  );
 
-  const estimate = await estimateCost(estimateInputOf(requests, options));
-  state.estimate = {
-    totalRequests: estimate.totalRequests,
-    totalInputTokens: estimate.totalInputTokens,
-    totalOutputTokens: estimate.totalOutputTokens,
-    inputCost: estimate.inputCost,
-    outputCost: estimate.outputCost,
-    totalCost: estimate.totalCost,
-    currency: 'BRL',
-    model: estimate.model,
-  };
+  // --- Estimate -------------------------------------------------------------------------------
+  const detailed = await estimateCost(estimateInputOf(requests, options));
+  state.estimate = publicEstimate(detailed);
+  perRequestMaxCost = detailed.perRequestMaxCost;
+  perRequestInputTokens = detailed.perRequestInputTokens;
+  perRequestCost = detailed.perRequestCost;
+  restCostFrom = suffixSums(perRequestCost);
+  restMaxCostFrom = suffixSums(perRequestMaxCost);
   touch();
 
-  const recordApproval = (budget: number, via: ApprovalRecord['via'], approvedBy?: string): void => {
-    state.approval = { budget, via, at: new Date().toISOString(), ...defined('approvedBy', approvedBy) };
-  };
-  if (
-    !state.rejected &&
-    options.autoApproveBelow !== undefined &&
-    estimate.totalCost < options.autoApproveBelow
-  ) {
-    recordApproval(options.autoApproveBelow, 'auto', 'autoApproveBelow');
-  } else {
-    setStatus('awaiting_approval');
-    const decided = () => state.rejected || state.pendingApproval !== null;
-    const approvalTimeoutMs = parseDurationMs(options.approvalTimeout);
-    try {
-      if (approvalTimeoutMs === undefined) {
-        await condition(decided);
-      } else if (!(await condition(decided, approvalTimeoutMs))) {
-        return finish('expired');
-      }
-    } catch (err) {
-      if (isCancellation(err)) return finish('cancelled');
-      throw err;
-    }
+  // --- Approval -------------------------------------------------------------------------------
+  try {
     if (state.rejected) return finish('rejected');
-    const approved = state.pendingApproval ?? {};
-    recordApproval(approved.budget ?? estimate.totalCost, 'signal', approved.approvedBy);
+    if (state.earlyApproval) {
+      const { budget, approvedBy } = state.earlyApproval;
+      recordApproval(budget ?? state.estimate.totalCost, 'signal', approvedBy);
+    } else if (
+      options.autoApproveBelow !== undefined &&
+      state.estimate.totalCost < options.autoApproveBelow
+    ) {
+      recordApproval(options.autoApproveBelow, 'auto', 'autoApproveBelow');
+    } else {
+      setStatus('awaiting_approval', 'approval');
+      const decided = () => state.rejected || state.approvals.length > 0;
+      if (approvalTimeoutMs === undefined) await condition(decided);
+      else if (!(await condition(decided, approvalTimeoutMs))) return finish('expired');
+      if (state.rejected) return finish('rejected');
+    }
+  } catch (err) {
+    if (isCancellation(err)) return finish('cancelled');
+    throw err;
   }
 
+  // --- Run ------------------------------------------------------------------------------------
   setStatus('running');
   // Every Maritaca call runs in this scope, so a fatal failure can cancel the ones still in flight.
   const callScope = new CancellationScope();
   let fatal: { index: number; error: RequestError; attempts: number } | null = null;
   let cancelled = false;
+
+  const fitsBudget = (index: number): boolean =>
+    addCosts(addCosts(state.actualCost, state.reserved), perRequestMaxCost[index] ?? 0) <=
+    (approvedBudget() ?? 0) + COST_EPSILON;
+
+  const blockedBy = (index: number): Blocked | null => {
+    if (state.paused) return { status: 'paused', waitingFor: 'pause' };
+    if (state.inFlight >= allowedInFlight()) return { status: 'running', waitingFor: null };
+    const now = Date.now();
+    if (now < state.holdUntil)
+      return { status: 'running', waitingFor: 'retry_after', timeoutMs: state.holdUntil - now };
+    if (limits) {
+      pruneWindow(rateWindow, now);
+      const wait = rateWaitMs(
+        rateWindow,
+        limits,
+        now,
+        perRequestInputTokens[index] ?? 0,
+        calls[index]!.maxTokens,
+      );
+      if (wait > 0) return { status: 'running', waitingFor: 'rate_limit', timeoutMs: wait };
+    }
+    if (!fitsBudget(index)) {
+      // With calls in flight, their real cost may free room; with none, only a person can.
+      if (state.inFlight > 0) return { status: 'running', waitingFor: 'budget' };
+      return {
+        status: 'awaiting_budget',
+        waitingFor: 'budget',
+        ...(approvalTimeoutMs !== undefined ? { timeoutMs: approvalTimeoutMs } : {}),
+      };
+    }
+    return null;
+  };
 
   const runRequest = async (index: number): Promise<void> => {
     const call = calls[index]!;
@@ -245,37 +419,100 @@ export async function maritacaBatch(input: BatchInput): Promise<BatchResult> {
         index,
         ok: true,
         result: output.result,
-        attempts: output.attempt,
+        attempts: output.attempt + (priorAttempts[index] ?? 0),
         cost: output.cost,
       };
       state.succeeded += 1;
       state.actualCost = addCosts(state.actualCost, output.cost);
       completionOrder.push(index);
+      state.window = adaptWindow(state.window, state.maxConcurrency, 'success');
+      // Count what the call really used against the minute, not what it might have used.
+      const entry = rateWindow.find((e) => e.index === index);
+      if (entry) {
+        entry.inputTokens = output.result.llmOutput.tokenUsage.promptTokens;
+        entry.outputTokens = output.result.llmOutput.tokenUsage.completionTokens;
+      }
     } catch (err) {
       if (isCancellation(err) && (cancelled || fatal)) return;
-      const { error, attempts } = describeCallFailure(err, maximumAttempts);
-      outcomes[index] = { id: call.requestId, index, ok: false, error, attempts };
+      const { error, attempts, retryAfterMs } = describeCallFailure(err, maximumAttempts);
+      const attemptsSoFar = attempts + (priorAttempts[index] ?? 0);
+      if (error.type === FailureTypes.RateLimited) {
+        state.rateLimitedResponses += 1;
+        state.window = adaptWindow(state.window, state.maxConcurrency, 'rate_limited');
+        state.holdUntil = Math.max(
+          state.holdUntil,
+          Date.now() + (retryAfterMs ?? DEFAULT_RATE_LIMIT_HOLD_MS),
+        );
+        if (attemptsSoFar < maximumAttempts) {
+          priorAttempts[index] = attemptsSoFar;
+          retryQueue.push(index);
+          return;
+        }
+      }
+      outcomes[index] = { id: call.requestId, index, ok: false, error, attempts: attemptsSoFar };
       state.failed += 1;
       completionOrder.push(index);
       if (!options.returnExceptions && !fatal) {
-        fatal = { index, error, attempts };
+        fatal = { index, error, attempts: attemptsSoFar };
         callScope.cancel();
       }
     } finally {
       state.inFlight -= 1;
+      state.reserved = addCosts(state.reserved, -(reservations[index] ?? 0));
+      delete reservations[index];
       touch();
     }
   };
 
-  let nextIndex = 0;
+  const start = (index: number): void => {
+    state.inFlight += 1;
+    const reservation = perRequestMaxCost[index] ?? 0;
+    reservations[index] = reservation;
+    state.reserved = addCosts(state.reserved, reservation);
+    if (limits) {
+      rateWindow.push({
+        index,
+        at: Date.now(),
+        inputTokens: perRequestInputTokens[index] ?? 0,
+        outputTokens: calls[index]!.maxTokens,
+      });
+    }
+    touch();
+    void runRequest(index);
+  };
+
+  let endStatus: BatchStatus = 'completed';
   try {
-    while (nextIndex < total && !fatal) {
-      await condition(() => state.inFlight < maxConcurrency || fatal !== null);
+    for (;;) {
       if (fatal) break;
-      const index = nextIndex++;
-      state.inFlight += 1;
-      touch();
-      void runRequest(index);
+      if (state.rejected && state.status === 'awaiting_budget') {
+        endStatus = 'budget_exhausted';
+        break;
+      }
+      const next =
+        retryQueue.length > 0 ? retryQueue[0]! : state.nextIndex < total ? state.nextIndex : undefined;
+      const seen = state.version;
+      if (next === undefined) {
+        if (state.inFlight === 0) break;
+        await condition(() => state.version !== seen);
+        continue;
+      }
+      const blocked = blockedBy(next);
+      if (!blocked) {
+        setStatus('running');
+        if (retryQueue.length > 0) retryQueue.shift();
+        else state.nextIndex += 1;
+        start(next);
+        continue;
+      }
+      setStatus(blocked.status, blocked.waitingFor);
+      const changed = () => state.version !== seen;
+      if (blocked.timeoutMs === undefined) {
+        await condition(changed);
+      } else if (!(await condition(changed, blocked.timeoutMs)) && blocked.status === 'awaiting_budget') {
+        endStatus = 'budget_exhausted';
+        break;
+      }
     }
     await condition(() => state.inFlight === 0);
   } catch (err) {
@@ -299,25 +536,32 @@ export async function maritacaBatch(input: BatchInput): Promise<BatchResult> {
       details: [{ id: call.requestId, index, error, attempts }],
     });
   }
-  return finish('completed');
+  return finish(endStatus);
+}
+
+/** `sums[i]` = values[i] + ... + values[n-1]; `sums[n]` = 0. */
+function suffixSums(values: readonly number[]): number[] {
+  const sums = new Array<number>(values.length + 1).fill(0);
+  for (let i = values.length - 1; i >= 0; i--) sums[i] = (sums[i + 1] ?? 0) + (values[i] ?? 0);
+  return sums;
 }
 
 /** Turns an activity failure into the per-request error the batch reports. */
 function describeCallFailure(
   err: unknown,
   maximumAttempts: number,
-): { error: RequestError; attempts: number } {
+): { error: RequestError; attempts: number; retryAfterMs?: number } {
   const cause = err instanceof ActivityFailure ? err.cause : err;
   if (cause instanceof ApplicationFailure) {
     const details = (cause.details?.[0] ?? {}) as Partial<CallFailureDetails>;
-    return {
-      error: {
-        type: cause.type ?? 'Error',
-        message: cause.message,
-        ...defined('status', details.status),
-      },
+    const error: RequestError = { type: cause.type ?? 'Error', message: cause.message };
+    if (details.status !== undefined) error.status = details.status;
+    const described: { error: RequestError; attempts: number; retryAfterMs?: number } = {
+      error,
       attempts: details.attempt ?? maximumAttempts,
     };
+    if (details.retryAfterMs !== undefined) described.retryAfterMs = details.retryAfterMs;
+    return described;
   }
   if (cause instanceof TimeoutFailure) {
     return {
@@ -327,9 +571,4 @@ function describeCallFailure(
   }
   const message = cause instanceof Error ? cause.message : String(cause);
   return { error: { type: 'Error', message }, attempts: maximumAttempts };
-}
-
-/** `{ [key]: value }` when value is defined, `{}` otherwise: keeps `undefined` out of payloads. */
-function defined<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
-  return value === undefined ? {} : ({ [key]: value } as { [P in K]?: V });
 }

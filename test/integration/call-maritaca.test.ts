@@ -72,7 +72,7 @@ describe('callMaritaca against the fake server', () => {
     expect(failure.type).toBe(FailureTypes.RateLimited);
     expect(failure.nonRetryable).toBe(false);
     expect(failure.nextRetryDelay).toBe(7000);
-    expect(failure.details?.[0]).toEqual({ status: 429, attempt: 3 });
+    expect(failure.details?.[0]).toEqual({ status: 429, attempt: 3, retryAfterMs: 7000 });
   });
 
   test('500 is retryable', async () => {
