@@ -3,8 +3,9 @@ import { WorkflowExecutionStatusName } from '@temporalio/client';
 import { InvalidArgumentError, type Command } from 'commander';
 import {
   BatchNotFoundError,
-  BatchRequestFailedError,
+  BatchUpdateRefusedError,
   MaritacaBatchClient,
+  outcomesOf,
   type BatchHandle,
 } from '../client';
 import { parseBatchJsonlFile, toOpenAIBatchOutput } from '../client/jsonl';
@@ -12,14 +13,11 @@ import {
   DEFAULT_MAX_OUTPUT_TOKENS,
   DEFAULT_MODEL,
   WORKFLOW_TYPE,
-  completionsQuery,
   estimateInputOf,
   publicEstimate,
   parseDurationMs,
   type BatchOptions,
   type BatchProgress,
-  type BatchStatus,
-  type RequestOutcome,
 } from '../shared';
 import { estimateBatchCost } from '../activities/estimate-cost';
 import { CliError, FINAL_STATUSES, brl, printJson, progressLine } from './output';
@@ -68,6 +66,8 @@ async function withClient(
   } catch (err) {
     if (err instanceof BatchNotFoundError)
       throw new CliError(`no batch with id "${err.batchId}" in ${where}`);
+    if (err instanceof BatchUpdateRefusedError)
+      throw new CliError(`batch ${err.batchId} refused: ${err.reason}`);
     throw err;
   } finally {
     await batches.close();
@@ -93,32 +93,6 @@ function duration(value: string): string {
     throw new InvalidArgumentError('must be a duration such as 90s, 15m, 2h or 7d');
   }
   return value;
-}
-
-/** A request's outcome, for sorting outcomes read in completion order back into input order. */
-function byIndex(a: RequestOutcome, b: RequestOutcome): number {
-  return a.index - b.index;
-}
-
-/** Every outcome a batch recorded, including those of a batch that failed or was cancelled. */
-async function collectOutcomes(
-  handle: BatchHandle,
-): Promise<{ status: BatchStatus | string; outcomes: RequestOutcome[] }> {
-  try {
-    const result = await handle.result();
-    return { status: result.status, outcomes: result.results };
-  } catch (err) {
-    if (!(err instanceof BatchRequestFailedError)) throw err;
-    const outcomes: RequestOutcome[] = [];
-    let from = 0;
-    for (;;) {
-      const page = await handle.workflowHandle.query(completionsQuery, { from, limit: 5000 });
-      outcomes.push(...page.outcomes);
-      if (page.outcomes.length === 0 || page.nextFrom >= page.total) break;
-      from = page.nextFrom;
-    }
-    return { status: 'failed', outcomes: outcomes.sort(byIndex) };
-  }
 }
 
 /** Registers estimate, submit, approve, reject, status, results, cancel and list. */
@@ -220,25 +194,92 @@ export function registerBatchCommands(program: Command): void {
   program
     .command('approve')
     .argument('<batchId>')
-    .description('approve a batch that waits for approval (budget defaults to the estimate)')
-    .option('--budget <brl>', 'approved budget in BRL', positiveNumber)
+    .description('approve a batch waiting for approval or for more budget (the batch checks the budget)')
+    .option(
+      '--budget <brl>',
+      'budget in BRL (default: the estimate, or what it takes to finish when waiting for budget)',
+      positiveNumber,
+    )
     .option('--by <name>', 'who approves (kept in the batch state)', process.env.USER)
     .action(async (batchId: string, opts: { budget?: number; by?: string }, command: Command) => {
       await withClient(command, async (batches) => {
         const handle = batches.getHandle(batchId);
         const progress = await handle.progress();
-        if (progress.status !== 'awaiting_approval') {
+        if (progress.status !== 'awaiting_approval' && progress.status !== 'awaiting_budget') {
           throw new CliError(`batch ${batchId} is not waiting for approval (status: ${progress.status})`);
         }
-        await handle.approve({
-          ...(opts.budget !== undefined ? { budget: opts.budget } : {}),
-          ...(opts.by ? { approvedBy: opts.by } : {}),
-        });
-        console.log(
-          `Approved batch ${batchId} with a budget of ${brl(opts.budget ?? progress.estimate?.totalCost)}`,
-        );
+        const toFinish = progress.budget
+          ? progress.budget.spent + progress.budget.reserved + progress.budget.restMaxCost
+          : undefined;
+        const budget =
+          opts.budget ?? (progress.status === 'awaiting_budget' ? toFinish : progress.estimate?.totalCost);
+        if (budget === undefined) throw new CliError(`batch ${batchId} has no estimate yet; pass --budget`);
+        const record = await handle.approveBudget(budget, opts.by);
+        console.log(`Approved batch ${batchId} with a budget of ${brl(record.budget)}`);
       });
     });
+
+  program
+    .command('pause')
+    .argument('<batchId>')
+    .description('stop starting new calls (calls in flight finish)')
+    .action(async (batchId: string, _opts: unknown, command: Command) => {
+      await withClient(command, async (batches) => {
+        await batches.getHandle(batchId).pause();
+        console.log(`Paused batch ${batchId}`);
+      });
+    });
+
+  program
+    .command('resume')
+    .argument('<batchId>')
+    .description('start calls again after pause')
+    .action(async (batchId: string, _opts: unknown, command: Command) => {
+      await withClient(command, async (batches) => {
+        await batches.getHandle(batchId).resume();
+        console.log(`Resumed batch ${batchId}`);
+      });
+    });
+
+  program
+    .command('set-concurrency')
+    .argument('<batchId>')
+    .argument('<n>', 'calls in flight at once', positiveInteger)
+    .description('change how many calls may be in flight, at once')
+    .action(async (batchId: string, n: number, _opts: unknown, command: Command) => {
+      await withClient(command, async (batches) => {
+        const now = await batches.getHandle(batchId).setConcurrency(n);
+        console.log(`Batch ${batchId} now runs up to ${now} calls at once`);
+      });
+    });
+
+  program
+    .command('retry-failed')
+    .argument('<batchId>')
+    .description('start a follow-up batch with the requests that did not succeed (same ids)')
+    .option('--concurrency <n>', 'calls in flight at once', positiveInteger)
+    .option(
+      '--auto-approve-below <brl>',
+      'approve automatically when the estimate is below this amount',
+      positiveNumber,
+    )
+    .option('--json', 'print {batchId, retryOf} as one JSON object')
+    .action(
+      async (
+        batchId: string,
+        opts: { concurrency?: number; autoApproveBelow?: number; json?: boolean },
+        command: Command,
+      ) => {
+        await withClient(command, async (batches) => {
+          const handle = await batches.retryFailed(batchId, {
+            ...(opts.concurrency ? { maxConcurrency: opts.concurrency } : {}),
+            ...(opts.autoApproveBelow !== undefined ? { autoApproveBelow: opts.autoApproveBelow } : {}),
+          });
+          if (opts.json) return printJson({ batchId: handle.batchId, retryOf: batchId });
+          console.log(`Started follow-up batch ${handle.batchId} for the failed requests of ${batchId}`);
+        });
+      },
+    );
 
   program
     .command('reject')
@@ -302,11 +343,16 @@ export function registerBatchCommands(program: Command): void {
     .argument('<batchId>')
     .description('wait for a batch to end and write one OpenAI batch output line per request')
     .option('-o, --output <file>', 'write to this file instead of stdout')
-    .action(async (batchId: string, opts: { output?: string }, command: Command) => {
+    .option('--merged', 'the latest outcome of each request across the batch and its retry-failed follow-ups')
+    .action(async (batchId: string, opts: { output?: string; merged?: boolean }, command: Command) => {
       await withClient(command, async (batches) => {
         const handle = batches.getHandle(batchId);
         await handle.progress();
-        const { status, outcomes } = await collectOutcomes(handle);
+        const { status, outcomes } = opts.merged
+          ? await batches
+              .mergedResults(batchId)
+              .then((m) => ({ status: `merged from ${m.batchIds.join(', ')}`, outcomes: m.results }))
+          : await outcomesOf(handle);
         const text = toOpenAIBatchOutput(outcomes, batchId);
         const failed = outcomes.filter((o) => !o.ok).length;
         if (opts.output) await writeFile(opts.output, text);

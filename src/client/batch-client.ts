@@ -4,6 +4,7 @@ import {
   Connection,
   WorkflowFailedError,
   WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
   type WorkflowHandle,
 } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
@@ -12,12 +13,18 @@ import {
   DEFAULT_TASK_QUEUE,
   FailureTypes,
   WORKFLOW_TYPE,
+  approveBudgetSchema,
+  approveBudgetUpdate,
   approveSchema,
   approveSignal,
+  pauseSignal,
+  resumeSignal,
+  setConcurrencyUpdate,
   estimateQuery,
   progressQuery,
   rejectSignal,
   validateWith,
+  type ApprovalRecord,
   type ApproveSignal,
   type BatchEstimate,
   type BatchOptions,
@@ -26,7 +33,12 @@ import {
   type BatchResult,
   type ChatResult,
   type RequestError,
+  type RequestOutcome,
+  estimateInputOf,
+  resolveCalls,
 } from '../shared';
+import { estimateBatchCost } from '../activities/estimate-cost';
+import { followUpId, followUpsOf, inputOf, outcomesOf, rootOf, type FollowUpMemo } from './follow-up';
 import { validateBatchInput } from './validate';
 import {
   estimateSeedInputs,
@@ -41,6 +53,7 @@ import {
   BatchFailedError,
   BatchNotFoundError,
   BatchRequestFailedError,
+  BatchUpdateRefusedError,
   InvalidBatchInputError,
   MaritacaBatchError,
   type MaritacaRequestError,
@@ -217,13 +230,68 @@ export class MaritacaBatchClient {
     returnExceptions: boolean,
     approvedBy: string,
   ): Promise<BatchHandle> {
+    const requests = seedRequests(inputs, options);
+    const batchOptions = seedBatchOptions(options, returnExceptions);
+    // The guide's functions never stop for money: approve the batch's provable worst case.
+    const budget = options.budget ?? estimateBatchCost(estimateInputOf(requests, batchOptions)).maxCost;
     const handle = await this.start(
-      seedRequests(inputs, options),
-      seedBatchOptions(options, returnExceptions),
+      requests,
+      batchOptions,
       options.batchId ? { batchId: options.batchId } : {},
     );
-    await handle.approve({ approvedBy, ...(options.budget !== undefined ? { budget: options.budget } : {}) });
+    await handle.approve({ approvedBy, budget });
     return handle;
+  }
+
+  /**
+   * Starts a follow-up batch with every request of `batchId` that has no successful outcome
+   * (failed, or never run because the batch was cancelled or ran out of budget), under the same
+   * ids and options (`options` overrides some). Successful requests are never sent again. The
+   * follow-up is `<root>-retry-<n>` and waits for approval like any batch, unless auto-approved.
+   */
+  async retryFailed(batchId: string, options: BatchOptions = {}): Promise<BatchHandle> {
+    const original = this.getHandle(batchId);
+    const { outcomes } = await outcomesOf(original);
+    const succeeded = new Set(outcomes.filter((o) => o.ok).map((o) => o.id));
+    const input = await inputOf(this.client, batchId);
+    const requests = resolveCalls(input.requests, input.options).flatMap((call, index) =>
+      succeeded.has(call.requestId) ? [] : [{ ...input.requests[index]!, id: call.requestId }],
+    );
+    if (requests.length === 0)
+      throw new MaritacaBatchError(`Batch ${batchId} has no failed requests to retry`);
+    const root = await rootOf(this.client, batchId);
+    const n = (await followUpsOf(this.client, root)).length + 1;
+    const memo: FollowUpMemo = { retryOf: batchId, rootBatchId: root };
+    const merged = validateBatchInput({ requests, options: { ...input.options, ...options } });
+    const handle = await this.client.workflow.start(WORKFLOW_TYPE, {
+      taskQueue: this.taskQueue,
+      workflowId: followUpId(root, n),
+      args: [merged],
+      memo: { ...memo },
+      staticSummary: `Maritaca batch: retry ${n} of ${root}, ${requests.length} request(s)`,
+    });
+    return new BatchHandle(handle as WorkflowHandle);
+  }
+
+  /**
+   * The latest outcome of every request across a batch and its follow-ups (given any batch of
+   * the chain), in the root batch's input order. Waits for unfinished batches of the chain.
+   */
+  async mergedResults(batchId: string): Promise<{ batchIds: string[]; results: RequestOutcome[] }> {
+    const root = await rootOf(this.client, batchId);
+    const batchIds = [root, ...(await followUpsOf(this.client, root))];
+    const latest = new Map<string, RequestOutcome>();
+    const order: string[] = [];
+    for (const id of batchIds) {
+      const { outcomes } = await outcomesOf(this.getHandle(id));
+      for (const outcome of outcomes) {
+        if (!latest.has(outcome.id)) order.push(outcome.id);
+        const previous = latest.get(outcome.id);
+        latest.set(outcome.id, previous ? { ...outcome, index: previous.index } : outcome);
+      }
+    }
+    const results = order.map((id) => latest.get(id)!).sort((a, b) => a.index - b.index);
+    return { batchIds, results };
   }
 
   /** A handle to an existing batch by its id (no call is made until you use it). */
@@ -268,6 +336,41 @@ export class BatchHandle {
     await this.call(() => this.workflow.signal(approveSignal, parsed.value));
   }
 
+  /**
+   * Approves a budget through the `approveBudget` update and returns the approval record. Unlike
+   * {@link approve}, a refusal comes back: {@link BatchUpdateRefusedError} carries the batch's reason
+   * (not waiting for approval, budget below what was spent, not above the current budget).
+   */
+  async approveBudget(budget: number, approvedBy?: string): Promise<ApprovalRecord> {
+    const parsed = validateWith(approveBudgetSchema, {
+      budget,
+      ...(approvedBy !== undefined ? { approvedBy } : {}),
+    });
+    if (!parsed.ok) throw new InvalidBatchInputError(parsed.issues, 'approval');
+    return this.update('approveBudget', () =>
+      this.workflow.executeUpdate(approveBudgetUpdate, {
+        args: [{ budget, ...(approvedBy !== undefined ? { approvedBy } : {}) }],
+      }),
+    );
+  }
+
+  /** Changes how many calls may be in flight, effective at once; returns the new cap. */
+  async setConcurrency(concurrency: number): Promise<number> {
+    return this.update('setConcurrency', () =>
+      this.workflow.executeUpdate(setConcurrencyUpdate, { args: [concurrency] }),
+    );
+  }
+
+  /** Stops starting new calls; calls in flight finish. Status becomes `paused`. */
+  async pause(): Promise<void> {
+    await this.call(() => this.workflow.signal(pauseSignal));
+  }
+
+  /** Starts calls again after {@link pause}. */
+  async resume(): Promise<void> {
+    await this.call(() => this.workflow.signal(resumeSignal));
+  }
+
   /** Rejects the batch while it waits for approval; it ends as `rejected` without calling Maritaca. */
   async reject(reason?: string): Promise<void> {
     await this.call(() => this.workflow.signal(rejectSignal, reason === undefined ? {} : { reason }));
@@ -298,6 +401,33 @@ export class BatchHandle {
           throw new BatchRequestFailedError(cause.message, details, err);
         }
         throw new BatchFailedError(this.batchId, cause?.message ?? err.message, err);
+      }
+      throw err;
+    }
+  }
+
+  private async update<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof WorkflowUpdateFailedError) {
+        throw new BatchUpdateRefusedError(this.batchId, name, err.cause?.message ?? err.message, err);
+      }
+      if (err instanceof WorkflowNotFoundError) {
+        // Updates cannot reach a batch that has ended; say so rather than "not found".
+        const ended = await this.workflow.describe().catch(() => undefined);
+        if (ended) {
+          const status = await this.progress()
+            .then((p) => p.status)
+            .catch(() => ended.status.name.toLowerCase());
+          throw new BatchUpdateRefusedError(
+            this.batchId,
+            name,
+            `the batch has ended (status: ${status})`,
+            err,
+          );
+        }
+        throw new BatchNotFoundError(this.batchId, err);
       }
       throw err;
     }

@@ -9,3 +9,4 @@ export * from './errors';
 export { estimateSeedInputs, type SeedBatchOptions, type SeedInput } from './seed-helpers';
 export { validateBatchInput } from './validate';
 export * from './jsonl';
+export { followUpId, outcomesOf, type FollowUpMemo } from './follow-up';

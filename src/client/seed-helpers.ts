@@ -31,8 +31,8 @@ export interface SeedBatchOptions {
   /** Sampling temperature. */
   temperature?: number;
   /**
-   * Budget (BRL) approved for the batch; default the estimate's total, which is the most the
-   * batch can cost. The helpers approve on your behalf: the guide's functions have no approval step.
+   * Budget (BRL) approved for the batch; default the estimate's `maxCost`, the most the batch can
+   * cost. The helpers approve on your behalf: the guide's functions have no approval step.
    */
   budget?: number;
   /** Workflow id to use (default generated). */

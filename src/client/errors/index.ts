@@ -5,3 +5,4 @@ export { BatchFailedError } from './batch-failed-error';
 export { BatchNotFoundError } from './batch-not-found-error';
 export { MaritacaRequestError } from './maritaca-request-error';
 export { InvalidBatchFileError, type BatchFileProblem } from './invalid-batch-file-error';
+export { BatchUpdateRefusedError } from './batch-update-refused-error';
