@@ -3,3 +3,4 @@
  * (signals, queries, schemas, types) workflow code and other SDK users may import.
  */
 export { maritacaBatch } from './batch';
+export * from '../shared';
