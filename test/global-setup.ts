@@ -1,8 +1,22 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode } from '@temporalio/worker';
+import { BATCH_SEARCH_ATTRIBUTES } from '../src/shared/search-attributes';
 import { ensureTemporalCli } from '../src/testing/temporal-cli';
+
+/** A TCP port nothing listens on right now. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
 
 /**
  * Starts one real Temporal dev server for the whole run and bundles the workflows once; test
@@ -10,12 +24,20 @@ import { ensureTemporalCli } from '../src/testing/temporal-cli';
  */
 export default async function globalSetup(): Promise<void> {
   const cli = await ensureTemporalCli((line) => console.log(line));
+  const uiPort = await freePort();
   const env = await TestWorkflowEnvironment.createLocal({
-    server: { executable: { type: 'existing-path', path: cli }, ip: '127.0.0.1' },
+    server: {
+      executable: { type: 'existing-path', path: cli },
+      ip: '127.0.0.1',
+      ui: true,
+      uiPort,
+      searchAttributes: BATCH_SEARCH_ATTRIBUTES.map(({ key }) => key),
+    },
   });
   (globalThis as { __temporalTestEnv?: TestWorkflowEnvironment }).__temporalTestEnv = env;
   process.env.TEST_TEMPORAL_ADDRESS = env.address;
   process.env.TEST_TEMPORAL_CLI = cli;
+  process.env.TEST_TEMPORAL_UI = `http://127.0.0.1:${uiPort}`;
 
   const artifacts = path.join(__dirname, '..', 'test-artifacts');
   mkdirSync(artifacts, { recursive: true });

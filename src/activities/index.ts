@@ -1,9 +1,13 @@
 import type { DetailedEstimate, EstimateCostInput } from '../shared';
 import { createCallMaritaca, type MaritacaConnectionOptions } from './call-maritaca';
 import { estimateBatchCost } from './estimate-cost';
+import { createObservabilityActivities, type ProgressListener } from './observability';
 
-/** What the activities need from the worker: how to reach Maritaca. */
-export type ActivityDependencies = MaritacaConnectionOptions;
+/** What the activities need from the worker: how to reach Maritaca, and who hears progress. */
+export interface ActivityDependencies extends MaritacaConnectionOptions {
+  /** Called with every progress snapshot of batches that set `progressWebhook` (or `notifyProgress`). */
+  onProgress?: ProgressListener;
+}
 
 /**
  * Builds the batch's activities. Workflows see only the returned type
@@ -19,9 +23,11 @@ export function createActivities(deps: ActivityDependencies) {
       return estimateBatchCost(input);
     },
     callMaritaca: createCallMaritaca(deps),
+    ...createObservabilityActivities(deps.onProgress),
   };
 }
 
 export { estimateBatchCost } from './estimate-cost';
 export { retryAfterMs, type MaritacaConnectionOptions } from './call-maritaca';
 export { estimateMessageTokens, estimateTextTokens } from './token-estimate';
+export { type PostProgressInput, type ProgressEvent, type ProgressListener } from './observability';

@@ -1,4 +1,4 @@
-import type { BatchProgress } from '../shared';
+import { formatBrl, type BatchProgress } from '../shared';
 
 /** An error the CLI reports as one line with a chosen exit code. */
 export class CliError extends Error {
@@ -15,10 +15,7 @@ export class CliError extends Error {
 export const FINAL_STATUSES: readonly string[] = ['completed', 'rejected', 'expired', 'failed', 'cancelled'];
 
 /** Formats BRL with enough decimals for the tiny amounts single calls cost. */
-export function brl(amount: number | null | undefined): string {
-  if (amount === null || amount === undefined) return '-';
-  return `R$ ${amount < 1 ? amount.toFixed(6) : amount.toFixed(2)}`;
-}
+export const brl = formatBrl;
 
 /** One plain line describing where a batch stands (pipes, logs, `status` without `--json`). */
 export function progressLine(progress: BatchProgress): string {

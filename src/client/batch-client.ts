@@ -9,8 +9,10 @@ import {
 } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import {
+  DEFAULT_MAX_CONCURRENCY,
   DEFAULT_MODEL,
   DEFAULT_TASK_QUEUE,
+  formatBrl,
   FailureTypes,
   WORKFLOW_TYPE,
   approveBudgetSchema,
@@ -140,11 +142,19 @@ export class MaritacaBatchClient {
     const input = validateBatchInput({ requests, options });
     const batchId = start.batchId ?? `maritaca-batch-${randomUUID()}`;
     const model = input.options?.model ?? DEFAULT_MODEL;
+    const estimate = estimateBatchCost(estimateInputOf(input.requests, input.options));
     const handle = await this.client.workflow.start(WORKFLOW_TYPE, {
       taskQueue: this.taskQueue,
       workflowId: batchId,
       args: [input],
       staticSummary: `Maritaca batch: ${input.requests.length} request(s), model ${model}`,
+      staticDetails: [
+        `**Requests:** ${input.requests.length} · **model:** ${model} · **max concurrency:** ${input.options?.maxConcurrency ?? DEFAULT_MAX_CONCURRENCY}`,
+        `**Estimate:** ${formatBrl(estimate.totalCost)} (${estimate.totalInputTokens} input tokens, up to ${estimate.totalOutputTokens} output tokens) · **never more than** ${formatBrl(estimate.maxCost)}`,
+        input.options?.autoApproveBelow !== undefined
+          ? `**Auto-approved below:** ${formatBrl(input.options.autoApproveBelow)}`
+          : '**Approval:** `approve` signal or `approveBudget` update',
+      ].join('\n\n'),
     });
     return new BatchHandle(handle as WorkflowHandle);
   }

@@ -7,3 +7,5 @@ export * from './schema';
 export * from './types';
 export * from './resolve';
 export * from './rate-window';
+export * from './search-attributes';
+export * from './details';

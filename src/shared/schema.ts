@@ -64,6 +64,12 @@ export const batchOptionsSchema = z.object({
   requestTimeout: durationSchema.optional(),
   retry: retryOptionsSchema.optional(),
   rateLimit: rateLimitSchema.optional(),
+  onProgress: z
+    .object({
+      url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
+      everySeconds: z.number().positive().optional(),
+    })
+    .optional(),
 });
 
 /** The workflow's input: the requests and the batch options. */

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { BATCH_SEARCH_ATTRIBUTES } from '../shared/search-attributes';
 import { ensureTemporalCli } from './temporal-cli';
 
 /** Options of {@link startDevServer}. */
@@ -14,7 +15,7 @@ export interface DevServerOptions {
   dbFilename?: string;
   /** Namespace to create (default `default`). */
   namespace?: string;
-  /** Extra arguments for `temporal server start-dev`. */
+  /** Extra arguments for `temporal server start-dev` (the batch search attributes are always registered). */
   extraArgs?: string[];
   /** Where progress lines go. */
   log?: (line: string) => void;
@@ -79,6 +80,8 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<Ru
     mkdirSync(path.dirname(options.dbFilename), { recursive: true });
     args.push('--db-filename', options.dbFilename);
   }
+  for (const { key, cliType } of BATCH_SEARCH_ATTRIBUTES)
+    args.push('--search-attribute', `${key.name}=${cliType}`);
   args.push(...(options.extraArgs ?? []));
   const child = spawn(cli, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';

@@ -1,6 +1,7 @@
 import { SimplePlugin } from '@temporalio/plugin';
-import type { WorkerOptions, WorkflowBundleOption } from '@temporalio/worker';
-import { createActivities } from '../activities';
+import { Runtime, type Worker, type WorkerOptions, type WorkflowBundleOption } from '@temporalio/worker';
+import { createActivities, type ProgressListener } from '../activities';
+import { missingSearchAttributes } from '../activities/observability';
 import { DEFAULT_MARITACA_BASE_URL, DEFAULT_REQUEST_TIMEOUT_MS } from '../shared';
 
 /** Options of {@link MaritacaBatchPlugin}. Unset values fall back to the environment. */
@@ -18,6 +19,13 @@ export interface MaritacaBatchPluginOptions {
   workflowBundle?: WorkflowBundleOption;
   /** Activities to use instead of the real ones (tests). */
   activities?: ReturnType<typeof createActivities>;
+  /**
+   * Hears every progress snapshot of batches started with `progressWebhook` or
+   * `notifyProgress`, in the worker process (e.g. to forward to Slack or a dashboard).
+   */
+  onProgress?: ProgressListener;
+  /** Check at start that the namespace has the batch search attributes and say so if not (default true). */
+  checkSearchAttributes?: boolean;
 }
 
 /** Path of the module that exports the workflows, resolved so it works from `src/` and `lib/`. */
@@ -52,6 +60,30 @@ export class MaritacaBatchPlugin extends SimplePlugin {
       ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath }),
     });
     this.hasApiKey = apiKey !== '' || options.activities !== undefined;
+    this.checkSearchAttributes = options.checkSearchAttributes ?? true;
+  }
+
+  private readonly checkSearchAttributes: boolean;
+
+  /** Says at start, once, when the namespace lacks the batch search attributes; runs the worker either way. */
+  override async runWorker(worker: Worker, next: (w: Worker) => Promise<void>): Promise<void> {
+    const connection = worker.connection;
+    if (this.checkSearchAttributes && connection) {
+      const namespace = worker.options.namespace;
+      await missingSearchAttributes(
+        async () => {
+          const response = await connection.operatorService.listSearchAttributes({ namespace });
+          return { ...response.customAttributes, ...response.systemAttributes };
+        },
+        namespace,
+        (message) =>
+          Runtime.instance().logger.warn(message, {
+            sdkComponent: 'worker',
+            taskQueue: worker.options.taskQueue,
+          }),
+      );
+    }
+    return super.runWorker(worker, next);
   }
 
   /** Adds the workflows and activities; throttles heartbeats to 1 s so cancellation reaches calls fast. */

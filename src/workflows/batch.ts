@@ -8,7 +8,10 @@ import {
   isCancellation,
   log,
   proxyActivities,
+  proxyLocalActivities,
+  setCurrentDetails,
   setHandler,
+  upsertSearchAttributes,
   workflowInfo,
   type ActivityOptions,
 } from '@temporalio/workflow';
@@ -16,8 +19,12 @@ import type { createActivities } from '../activities';
 import {
   DEFAULT_MAX_CONCURRENCY,
   DEFAULT_REQUEST_TIMEOUT_MS,
+  ACTUAL_COST_KEY,
+  BATCH_STATUS_KEY,
   DEFAULT_RETRY,
+  ESTIMATED_COST_KEY,
   FailureTypes,
+  REQUESTS_KEY,
   NON_RETRYABLE_FAILURE_TYPES,
   addCosts,
   adaptWindow,
@@ -36,6 +43,7 @@ import {
   progressQuery,
   pruneWindow,
   publicEstimate,
+  renderCurrentDetails,
   rateWaitMs,
   rejectSignal,
   resolveCalls,
@@ -62,6 +70,14 @@ type Activities = ReturnType<typeof createActivities>;
 const ACTIVITY_TIMEOUT_MARGIN_MS = 15_000;
 /** Hold applied after a 429 that carried no `Retry-After`. */
 const DEFAULT_RATE_LIMIT_HOLD_MS = 1_000;
+/** What each kind of timed wait is called in the event history. */
+const TIMER_SUMMARY: Record<Exclude<WaitingFor, null>, string> = {
+  approval: 'approval timeout',
+  budget: 'budget approval timeout',
+  rate_limit: 'per-minute rate window',
+  retry_after: 'Retry-After hold',
+  pause: 'pause',
+};
 /** Amounts below this are rounding noise, not money. */
 const COST_EPSILON = 1e-9;
 
@@ -120,6 +136,16 @@ export async function maritacaBatch(input: BatchInput): Promise<BatchResult> {
     },
   };
   const { callMaritaca } = proxyActivities<Activities>(callOptions);
+  const { postProgress } = proxyActivities<Activities>({
+    startToCloseTimeout: '15 seconds',
+    retry: { maximumAttempts: 3 },
+  });
+  const { searchAttributesReady } = proxyLocalActivities<Activities>({
+    startToCloseTimeout: '10 seconds',
+    retry: { maximumAttempts: 3 },
+  });
+  const progressUpdates = options.onProgress;
+  const progressEveryMs = (progressUpdates?.everySeconds ?? 30) * 1000;
 
   const startedAt = workflowInfo().startTime.toISOString();
   const state = {
@@ -145,7 +171,13 @@ export async function maritacaBatch(input: BatchInput): Promise<BatchResult> {
     updatedAt: startedAt,
     /** Bumped on every change, so the dispatch loop can wait for "anything happened". */
     version: 0,
+    runningSince: null as number | null,
+    detailsAt: 0,
+    progressPostedAt: 0,
+    progressPosting: false,
   };
+  // Only upsert search attributes the namespace has: unknown ones would fail every workflow task.
+  let searchAttributes = false;
   const outcomes: (RequestOutcome | null)[] = calls.map(() => null);
   // Indices in the order their requests finished, so clients can follow completions one by one.
   const completionOrder: number[] = [];
@@ -162,15 +194,53 @@ export async function maritacaBatch(input: BatchInput): Promise<BatchResult> {
   let restCostFrom: number[] = [];
   let restMaxCostFrom: number[] = [];
 
+  const requestsPerMinute = (): number | null => {
+    if (state.runningSince === null) return null;
+    const minutes = (Date.now() - state.runningSince) / 60_000;
+    return minutes > 0 ? (state.succeeded + state.failed) / minutes : 0;
+  };
+  const refreshDetails = (force: boolean): void => {
+    const now = Date.now();
+    // The UI reads details on demand; re-rendering them once a second is plenty.
+    if (!force && now - state.detailsAt < 1000) return;
+    state.detailsAt = now;
+    setCurrentDetails(renderCurrentDetails(progress(), requestsPerMinute()));
+  };
+  const postProgressNow = (): void => {
+    state.progressPosting = true;
+    state.progressPostedAt = Date.now();
+    postProgress({ ...(progressUpdates?.url ? { url: progressUpdates.url } : {}), progress: progress() })
+      .catch((err: unknown) => log.warn('Progress update failed', { error: (err as Error).message }))
+      .finally(() => {
+        state.progressPosting = false;
+      });
+  };
+  const maybePostProgress = (): void => {
+    if (!progressUpdates || state.progressPosting) return;
+    if (Date.now() - state.progressPostedAt >= progressEveryMs) postProgressNow();
+  };
   const touch = (): void => {
     state.updatedAt = new Date().toISOString();
     state.version += 1;
+    refreshDetails(false);
+    maybePostProgress();
+  };
+  const upsertStatus = (): void => {
+    if (!searchAttributes) return;
+    upsertSearchAttributes([
+      { key: BATCH_STATUS_KEY, value: state.status },
+      { key: ACTUAL_COST_KEY, value: state.actualCost },
+      ...(state.estimate ? [{ key: ESTIMATED_COST_KEY, value: state.estimate.totalCost }] : []),
+    ]);
   };
   const setStatus = (status: BatchStatus, waitingFor: WaitingFor = null): void => {
     if (state.status === status && state.waitingFor === waitingFor) return;
+    const statusChanged = state.status !== status;
     state.status = status;
     state.waitingFor = waitingFor;
     touch();
+    if (statusChanged) upsertStatus();
+    refreshDetails(true);
   };
   const approvedBudget = (): number | null => state.approvals.at(-1)?.budget ?? null;
   const rest = (of: number[], suffix: number[]): number =>
@@ -335,208 +405,240 @@ export async function maritacaBatch(input: BatchInput): Promise<BatchResult> {
     },
   );
 
-  // --- Estimate -------------------------------------------------------------------------------
-  const detailed = await estimateCost(estimateInputOf(requests, options));
-  state.estimate = publicEstimate(detailed);
-  perRequestMaxCost = detailed.perRequestMaxCost;
-  perRequestInputTokens = detailed.perRequestInputTokens;
-  perRequestCost = detailed.perRequestCost;
-  restCostFrom = suffixSums(perRequestCost);
-  restMaxCostFrom = suffixSums(perRequestMaxCost);
-  touch();
-
-  // --- Approval -------------------------------------------------------------------------------
-  try {
-    if (state.rejected) return finish('rejected');
-    if (state.earlyApproval) {
-      const { budget, approvedBy } = state.earlyApproval;
-      recordApproval(budget ?? state.estimate.totalCost, 'signal', approvedBy);
-    } else if (
-      options.autoApproveBelow !== undefined &&
-      state.estimate.totalCost < options.autoApproveBelow
-    ) {
-      recordApproval(options.autoApproveBelow, 'auto', 'autoApproveBelow');
-    } else {
-      setStatus('awaiting_approval', 'approval');
-      const decided = () => state.rejected || state.approvals.length > 0;
-      if (approvalTimeoutMs === undefined) await condition(decided);
-      else if (!(await condition(decided, approvalTimeoutMs))) return finish('expired');
-      if (state.rejected) return finish('rejected');
-    }
-  } catch (err) {
-    if (isCancellation(err)) return finish('cancelled');
-    throw err;
+  searchAttributes = await searchAttributesReady().catch(() => false);
+  if (searchAttributes) {
+    upsertSearchAttributes([
+      { key: BATCH_STATUS_KEY, value: state.status },
+      { key: REQUESTS_KEY, value: total },
+    ]);
   }
+  refreshDetails(true);
 
-  // --- Run ------------------------------------------------------------------------------------
-  setStatus('running');
-  // Every Maritaca call runs in this scope, so a fatal failure can cancel the ones still in flight.
-  const callScope = new CancellationScope();
-  let fatal: { index: number; error: RequestError; attempts: number } | null = null;
-  let cancelled = false;
-
-  const fitsBudget = (index: number): boolean =>
-    addCosts(addCosts(state.actualCost, state.reserved), perRequestMaxCost[index] ?? 0) <=
-    (approvedBudget() ?? 0) + COST_EPSILON;
-
-  const blockedBy = (index: number): Blocked | null => {
-    if (state.paused) return { status: 'paused', waitingFor: 'pause' };
-    if (state.inFlight >= allowedInFlight()) return { status: 'running', waitingFor: null };
-    const now = Date.now();
-    if (now < state.holdUntil)
-      return { status: 'running', waitingFor: 'retry_after', timeoutMs: state.holdUntil - now };
-    if (limits) {
-      pruneWindow(rateWindow, now);
-      const wait = rateWaitMs(
-        rateWindow,
-        limits,
-        now,
-        perRequestInputTokens[index] ?? 0,
-        calls[index]!.maxTokens,
-      );
-      if (wait > 0) return { status: 'running', waitingFor: 'rate_limit', timeoutMs: wait };
-    }
-    if (!fitsBudget(index)) {
-      // With calls in flight, their real cost may free room; with none, only a person can.
-      if (state.inFlight > 0) return { status: 'running', waitingFor: 'budget' };
-      return {
-        status: 'awaiting_budget',
-        waitingFor: 'budget',
-        ...(approvalTimeoutMs !== undefined ? { timeoutMs: approvalTimeoutMs } : {}),
-      };
-    }
-    return null;
-  };
-
-  const runRequest = async (index: number): Promise<void> => {
-    const call = calls[index]!;
-    try {
-      const output = await callScope.run(() =>
-        callMaritaca.executeWithOptions({ ...callOptions, summary: `request ${call.requestId}` }, [call]),
-      );
-      outcomes[index] = {
-        id: call.requestId,
-        index,
-        ok: true,
-        result: output.result,
-        attempts: output.attempt + (priorAttempts[index] ?? 0),
-        cost: output.cost,
-      };
-      state.succeeded += 1;
-      state.actualCost = addCosts(state.actualCost, output.cost);
-      completionOrder.push(index);
-      state.window = adaptWindow(state.window, state.maxConcurrency, 'success');
-      // Count what the call really used against the minute, not what it might have used.
-      const entry = rateWindow.find((e) => e.index === index);
-      if (entry) {
-        entry.inputTokens = output.result.llmOutput.tokenUsage.promptTokens;
-        entry.outputTokens = output.result.llmOutput.tokenUsage.completionTokens;
-      }
-    } catch (err) {
-      if (isCancellation(err) && (cancelled || fatal)) return;
-      const { error, attempts, retryAfterMs } = describeCallFailure(err, maximumAttempts);
-      const attemptsSoFar = attempts + (priorAttempts[index] ?? 0);
-      if (error.type === FailureTypes.RateLimited) {
-        state.rateLimitedResponses += 1;
-        state.window = adaptWindow(state.window, state.maxConcurrency, 'rate_limited');
-        state.holdUntil = Math.max(
-          state.holdUntil,
-          Date.now() + (retryAfterMs ?? DEFAULT_RATE_LIMIT_HOLD_MS),
-        );
-        if (attemptsSoFar < maximumAttempts) {
-          priorAttempts[index] = attemptsSoFar;
-          retryQueue.push(index);
-          return;
-        }
-      }
-      outcomes[index] = { id: call.requestId, index, ok: false, error, attempts: attemptsSoFar };
-      state.failed += 1;
-      completionOrder.push(index);
-      if (!options.returnExceptions && !fatal) {
-        fatal = { index, error, attempts: attemptsSoFar };
-        callScope.cancel();
-      }
-    } finally {
-      state.inFlight -= 1;
-      state.reserved = addCosts(state.reserved, -(reservations[index] ?? 0));
-      delete reservations[index];
-      touch();
-    }
-  };
-
-  const start = (index: number): void => {
-    state.inFlight += 1;
-    const reservation = perRequestMaxCost[index] ?? 0;
-    reservations[index] = reservation;
-    state.reserved = addCosts(state.reserved, reservation);
-    if (limits) {
-      rateWindow.push({
-        index,
-        at: Date.now(),
-        inputTokens: perRequestInputTokens[index] ?? 0,
-        outputTokens: calls[index]!.maxTokens,
+  try {
+    return await runBatch();
+  } finally {
+    if (progressUpdates) {
+      // The last word goes out whatever the throttle says, so watchers see how it ended.
+      await CancellationScope.nonCancellable(async () => {
+        await condition(() => !state.progressPosting);
+        postProgressNow();
+        await condition(() => !state.progressPosting);
       });
     }
+  }
+
+  async function runBatch(): Promise<BatchResult> {
+    // --- Estimate -------------------------------------------------------------------------------
+    const detailed = await estimateCost(estimateInputOf(requests, options));
+    state.estimate = publicEstimate(detailed);
+    perRequestMaxCost = detailed.perRequestMaxCost;
+    perRequestInputTokens = detailed.perRequestInputTokens;
+    perRequestCost = detailed.perRequestCost;
+    restCostFrom = suffixSums(perRequestCost);
+    restMaxCostFrom = suffixSums(perRequestMaxCost);
     touch();
-    void runRequest(index);
-  };
 
-  let endStatus: BatchStatus = 'completed';
-  try {
-    for (;;) {
-      if (fatal) break;
-      if (state.rejected && state.status === 'awaiting_budget') {
-        endStatus = 'budget_exhausted';
-        break;
+    // --- Approval -------------------------------------------------------------------------------
+    try {
+      if (state.rejected) return finish('rejected');
+      if (state.earlyApproval) {
+        const { budget, approvedBy } = state.earlyApproval;
+        recordApproval(budget ?? state.estimate.totalCost, 'signal', approvedBy);
+      } else if (
+        options.autoApproveBelow !== undefined &&
+        state.estimate.totalCost < options.autoApproveBelow
+      ) {
+        recordApproval(options.autoApproveBelow, 'auto', 'autoApproveBelow');
+      } else {
+        setStatus('awaiting_approval', 'approval');
+        const decided = () => state.rejected || state.approvals.length > 0;
+        if (approvalTimeoutMs === undefined) await condition(decided);
+        else if (!(await condition(decided, approvalTimeoutMs, { summary: 'approval timeout' }))) {
+          return finish('expired');
+        }
+        if (state.rejected) return finish('rejected');
       }
-      const next =
-        retryQueue.length > 0 ? retryQueue[0]! : state.nextIndex < total ? state.nextIndex : undefined;
-      const seen = state.version;
-      if (next === undefined) {
-        if (state.inFlight === 0) break;
-        await condition(() => state.version !== seen);
-        continue;
-      }
-      const blocked = blockedBy(next);
-      if (!blocked) {
-        setStatus('running');
-        if (retryQueue.length > 0) retryQueue.shift();
-        else state.nextIndex += 1;
-        start(next);
-        continue;
-      }
-      setStatus(blocked.status, blocked.waitingFor);
-      const changed = () => state.version !== seen;
-      if (blocked.timeoutMs === undefined) {
-        await condition(changed);
-      } else if (!(await condition(changed, blocked.timeoutMs)) && blocked.status === 'awaiting_budget') {
-        endStatus = 'budget_exhausted';
-        break;
-      }
+    } catch (err) {
+      if (isCancellation(err)) return finish('cancelled');
+      throw err;
     }
-    await condition(() => state.inFlight === 0);
-  } catch (err) {
-    if (!isCancellation(err)) throw err;
-    cancelled = true;
-    // Wait, uncancellably, until every in-flight call has confirmed its cancellation.
-    await CancellationScope.nonCancellable(() => condition(() => state.inFlight === 0));
-    return finish('cancelled');
-  }
 
-  if (fatal !== null) {
-    const { index, error, attempts } = fatal as { index: number; error: RequestError; attempts: number };
-    const call = calls[index]!;
-    setStatus('failed');
-    throw ApplicationFailure.create({
-      type: FailureTypes.RequestFailed,
-      message:
-        `Request "${call.requestId}" (index ${index}) failed after ${attempts} attempt(s): ` +
-        `${error.type}${error.status ? ` (HTTP ${error.status})` : ''}: ${error.message}`,
-      nonRetryable: true,
-      details: [{ id: call.requestId, index, error, attempts }],
-    });
+    // --- Run ------------------------------------------------------------------------------------
+    state.runningSince = Date.now();
+    setStatus('running');
+    // Every Maritaca call runs in this scope, so a fatal failure can cancel the ones still in flight.
+    const callScope = new CancellationScope();
+    let fatal: { index: number; error: RequestError; attempts: number } | null = null;
+    let cancelled = false;
+
+    const fitsBudget = (index: number): boolean =>
+      addCosts(addCosts(state.actualCost, state.reserved), perRequestMaxCost[index] ?? 0) <=
+      (approvedBudget() ?? 0) + COST_EPSILON;
+
+    const blockedBy = (index: number): Blocked | null => {
+      if (state.paused) return { status: 'paused', waitingFor: 'pause' };
+      if (state.inFlight >= allowedInFlight()) return { status: 'running', waitingFor: null };
+      const now = Date.now();
+      if (now < state.holdUntil)
+        return { status: 'running', waitingFor: 'retry_after', timeoutMs: state.holdUntil - now };
+      if (limits) {
+        pruneWindow(rateWindow, now);
+        const wait = rateWaitMs(
+          rateWindow,
+          limits,
+          now,
+          perRequestInputTokens[index] ?? 0,
+          calls[index]!.maxTokens,
+        );
+        if (wait > 0) return { status: 'running', waitingFor: 'rate_limit', timeoutMs: wait };
+      }
+      if (!fitsBudget(index)) {
+        // With calls in flight, their real cost may free room; with none, only a person can.
+        if (state.inFlight > 0) return { status: 'running', waitingFor: 'budget' };
+        return {
+          status: 'awaiting_budget',
+          waitingFor: 'budget',
+          ...(approvalTimeoutMs !== undefined ? { timeoutMs: approvalTimeoutMs } : {}),
+        };
+      }
+      return null;
+    };
+
+    const runRequest = async (index: number): Promise<void> => {
+      const call = calls[index]!;
+      try {
+        const output = await callScope.run(() =>
+          callMaritaca.executeWithOptions({ ...callOptions, summary: `request ${call.requestId}` }, [call]),
+        );
+        outcomes[index] = {
+          id: call.requestId,
+          index,
+          ok: true,
+          result: output.result,
+          attempts: output.attempt + (priorAttempts[index] ?? 0),
+          cost: output.cost,
+        };
+        state.succeeded += 1;
+        state.actualCost = addCosts(state.actualCost, output.cost);
+        completionOrder.push(index);
+        state.window = adaptWindow(state.window, state.maxConcurrency, 'success');
+        // Count what the call really used against the minute, not what it might have used.
+        const entry = rateWindow.find((e) => e.index === index);
+        if (entry) {
+          entry.inputTokens = output.result.llmOutput.tokenUsage.promptTokens;
+          entry.outputTokens = output.result.llmOutput.tokenUsage.completionTokens;
+        }
+      } catch (err) {
+        if (isCancellation(err) && (cancelled || fatal)) return;
+        const { error, attempts, retryAfterMs } = describeCallFailure(err, maximumAttempts);
+        const attemptsSoFar = attempts + (priorAttempts[index] ?? 0);
+        if (error.type === FailureTypes.RateLimited) {
+          state.rateLimitedResponses += 1;
+          state.window = adaptWindow(state.window, state.maxConcurrency, 'rate_limited');
+          state.holdUntil = Math.max(
+            state.holdUntil,
+            Date.now() + (retryAfterMs ?? DEFAULT_RATE_LIMIT_HOLD_MS),
+          );
+          if (attemptsSoFar < maximumAttempts) {
+            priorAttempts[index] = attemptsSoFar;
+            retryQueue.push(index);
+            return;
+          }
+        }
+        outcomes[index] = { id: call.requestId, index, ok: false, error, attempts: attemptsSoFar };
+        state.failed += 1;
+        completionOrder.push(index);
+        if (!options.returnExceptions && !fatal) {
+          fatal = { index, error, attempts: attemptsSoFar };
+          callScope.cancel();
+        }
+      } finally {
+        state.inFlight -= 1;
+        state.reserved = addCosts(state.reserved, -(reservations[index] ?? 0));
+        delete reservations[index];
+        touch();
+      }
+    };
+
+    const start = (index: number): void => {
+      state.inFlight += 1;
+      const reservation = perRequestMaxCost[index] ?? 0;
+      reservations[index] = reservation;
+      state.reserved = addCosts(state.reserved, reservation);
+      if (limits) {
+        rateWindow.push({
+          index,
+          at: Date.now(),
+          inputTokens: perRequestInputTokens[index] ?? 0,
+          outputTokens: calls[index]!.maxTokens,
+        });
+      }
+      touch();
+      void runRequest(index);
+    };
+
+    let endStatus: BatchStatus = 'completed';
+    try {
+      for (;;) {
+        if (fatal) break;
+        if (state.rejected && state.status === 'awaiting_budget') {
+          endStatus = 'budget_exhausted';
+          break;
+        }
+        const next =
+          retryQueue.length > 0 ? retryQueue[0]! : state.nextIndex < total ? state.nextIndex : undefined;
+        const seen = state.version;
+        if (next === undefined) {
+          if (state.inFlight === 0) break;
+          await condition(() => state.version !== seen);
+          continue;
+        }
+        const blocked = blockedBy(next);
+        if (!blocked) {
+          setStatus('running');
+          if (retryQueue.length > 0) retryQueue.shift();
+          else state.nextIndex += 1;
+          start(next);
+          continue;
+        }
+        setStatus(blocked.status, blocked.waitingFor);
+        const changed = () => state.version !== seen;
+        if (blocked.timeoutMs === undefined) {
+          await condition(changed);
+        } else if (
+          !(await condition(changed, blocked.timeoutMs, {
+            summary: TIMER_SUMMARY[blocked.waitingFor ?? 'budget'],
+          })) &&
+          blocked.status === 'awaiting_budget'
+        ) {
+          endStatus = 'budget_exhausted';
+          break;
+        }
+      }
+      await condition(() => state.inFlight === 0);
+    } catch (err) {
+      if (!isCancellation(err)) throw err;
+      cancelled = true;
+      // Wait, uncancellably, until every in-flight call has confirmed its cancellation.
+      await CancellationScope.nonCancellable(() => condition(() => state.inFlight === 0));
+      return finish('cancelled');
+    }
+
+    if (fatal !== null) {
+      const { index, error, attempts } = fatal as { index: number; error: RequestError; attempts: number };
+      const call = calls[index]!;
+      setStatus('failed');
+      throw ApplicationFailure.create({
+        type: FailureTypes.RequestFailed,
+        message:
+          `Request "${call.requestId}" (index ${index}) failed after ${attempts} attempt(s): ` +
+          `${error.type}${error.status ? ` (HTTP ${error.status})` : ''}: ${error.message}`,
+        nonRetryable: true,
+        details: [{ id: call.requestId, index, error, attempts }],
+      });
+    }
+    return finish(endStatus);
   }
-  return finish(endStatus);
 }
 
 /** `sums[i]` = values[i] + ... + values[n-1]; `sums[n]` = 0. */
