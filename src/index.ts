@@ -14,4 +14,10 @@ export {
   estimateTextTokens,
   retryAfterMs,
 } from './activities';
-export type { ActivityDependencies, MaritacaConnectionOptions } from './activities';
+export type {
+  ActivityDependencies,
+  MaritacaConnectionOptions,
+  PostProgressInput,
+  ProgressEvent,
+  ProgressListener,
+} from './activities';

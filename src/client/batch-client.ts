@@ -12,7 +12,7 @@ import {
   DEFAULT_MAX_CONCURRENCY,
   DEFAULT_MODEL,
   DEFAULT_TASK_QUEUE,
-  formatBrl,
+  markdownBrl,
   FailureTypes,
   WORKFLOW_TYPE,
   approveBudgetSchema,
@@ -150,9 +150,9 @@ export class MaritacaBatchClient {
       staticSummary: `Maritaca batch: ${input.requests.length} request(s), model ${model}`,
       staticDetails: [
         `**Requests:** ${input.requests.length} · **model:** ${model} · **max concurrency:** ${input.options?.maxConcurrency ?? DEFAULT_MAX_CONCURRENCY}`,
-        `**Estimate:** ${formatBrl(estimate.totalCost)} (${estimate.totalInputTokens} input tokens, up to ${estimate.totalOutputTokens} output tokens) · **never more than** ${formatBrl(estimate.maxCost)}`,
+        `**Estimate:** ${markdownBrl(estimate.totalCost)} (${estimate.totalInputTokens} input tokens, up to ${estimate.totalOutputTokens} output tokens) · **never more than** ${markdownBrl(estimate.maxCost)}`,
         input.options?.autoApproveBelow !== undefined
-          ? `**Auto-approved below:** ${formatBrl(input.options.autoApproveBelow)}`
+          ? `**Auto-approved below:** ${markdownBrl(input.options.autoApproveBelow)}`
           : '**Approval:** `approve` signal or `approveBudget` update',
       ].join('\n\n'),
     });

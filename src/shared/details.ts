@@ -15,6 +15,13 @@ export function formatBrl(amount: number | null | undefined): string {
   return `R$ ${amount < 1 ? amount.toFixed(6) : amount.toFixed(2)}`;
 }
 
+/**
+ * {@link formatBrl} for markdown: the Temporal UI reads `$...$` as math, so the `$` is escaped.
+ */
+export function markdownBrl(amount: number | null | undefined): string {
+  return formatBrl(amount).replace('$', '\\$');
+}
+
 /** A 20-cell text progress bar, e.g. `██████░░░░░░░░░░░░░░`. */
 export function textBar(done: number, total: number, width = 20): string {
   const filled = total === 0 ? width : Math.min(width, Math.round((done / total) * width));
@@ -30,7 +37,7 @@ export function renderCurrentDetails(progress: BatchProgress, requestsPerMinute:
   const lines = [
     `**Status:** ${progress.status}`,
     `**Progress:** \`${textBar(progress.completed, progress.total)}\` ${progress.completed}/${progress.total} (${percent}%) · ${progress.inFlight} in flight · ${progress.failed} failed`,
-    `**Cost:** spent ${formatBrl(progress.actualCost)} · approved ${formatBrl(progress.approvedBudget)} · estimate ${formatBrl(progress.estimate?.totalCost)} (at most ${formatBrl(progress.estimate?.maxCost)})`,
+    `**Cost:** spent ${markdownBrl(progress.actualCost)} · approved ${markdownBrl(progress.approvedBudget)} · estimate ${markdownBrl(progress.estimate?.totalCost)} (at most ${markdownBrl(progress.estimate?.maxCost)})`,
   ];
   if (requestsPerMinute !== null) {
     lines.push(

@@ -56,6 +56,7 @@ export class MaritacaBatchPlugin extends SimplePlugin {
           apiKey,
           baseURL,
           requestTimeoutMs: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+          ...(options.onProgress ? { onProgress: options.onProgress } : {}),
         }),
       ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath }),
     });

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Runtime, Worker, DefaultLogger } from '@temporalio/worker';
 import { MaritacaBatchClient } from '../../src/client';
-import { MaritacaBatchPlugin } from '../../src/worker';
+import { MaritacaBatchPlugin, type MaritacaBatchPluginOptions } from '../../src/worker';
 import {
   startFakeMaritaca,
   type FakeMaritacaOptions,
@@ -26,7 +26,10 @@ export interface TestContext {
 }
 
 /** Starts a fake Maritaca server and a worker bound to it, against the suite's dev server. */
-export async function startTestContext(fakeOptions: FakeMaritacaOptions = {}): Promise<TestContext> {
+export async function startTestContext(
+  fakeOptions: FakeMaritacaOptions = {},
+  pluginOptions: Partial<MaritacaBatchPluginOptions> = {},
+): Promise<TestContext> {
   const address = process.env.TEST_TEMPORAL_ADDRESS;
   const bundlePath = process.env.TEST_WORKFLOW_BUNDLE;
   if (!address || !bundlePath) throw new Error('The jest global setup did not run');
@@ -51,6 +54,7 @@ export async function startTestContext(fakeOptions: FakeMaritacaOptions = {}): P
         baseURL: fake.url,
         requestTimeoutMs: 5_000,
         workflowBundle: { codePath: bundlePath },
+        ...pluginOptions,
       }),
     ],
   });

@@ -1,0 +1,141 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { questions, startTestContext, type TestContext } from '../helpers/context';
+import { waitFor } from '../helpers/wait';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ARTIFACTS = path.join(__dirname, '..', '..', 'test-artifacts', 'ui');
+
+/**
+ * Debian's Chromium, installed with apt when missing and possible. Returns why it is not
+ * available, or `null` when it is.
+ */
+function ensureChromium(): string | null {
+  if (existsSync(CHROMIUM)) return null;
+  const canApt = process.getuid?.() === 0 && existsSync('/usr/bin/apt-get');
+  if (!canApt) return 'chromium is not installed and apt-get cannot run here (not root, or no apt)';
+  try {
+    execFileSync('apt-get', ['update'], { stdio: 'ignore', timeout: 300_000 });
+    execFileSync('apt-get', ['install', '-y', '--no-install-recommends', 'chromium'], {
+      stdio: 'ignore',
+      timeout: 600_000,
+      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+    });
+  } catch (err) {
+    return `apt-get install chromium failed: ${(err as Error).message}`;
+  }
+  return existsSync(CHROMIUM) ? null : 'apt-get ran but /usr/bin/chromium is still missing';
+}
+
+const unavailable = ensureChromium();
+if (unavailable) {
+  console.warn(`\n!!!!!!!!\n!!! SKIPPING the Temporal UI browser tests: ${unavailable}\n!!!!!!!!\n`);
+}
+const describeBrowser = unavailable ? describe.skip : describe;
+
+/** The page's text plus the text of its frames (the UI renders markdown details in iframes). */
+async function visibleText(page: Page): Promise<string> {
+  const parts = [await page.locator('body').innerText()];
+  for (const frame of page.frames()) {
+    if (frame === page.mainFrame()) continue;
+    parts.push(
+      await frame
+        .locator('body')
+        .innerText()
+        .catch(() => ''),
+    );
+  }
+  return parts.join('\n');
+}
+
+describeBrowser('watching and approving a batch in the Temporal UI (headless Chromium)', () => {
+  let ctx: TestContext;
+  let browser: Browser;
+  let page: Page;
+  const ui = process.env.TEST_TEMPORAL_UI!;
+
+  beforeAll(async () => {
+    mkdirSync(ARTIFACTS, { recursive: true });
+    ctx = await startTestContext({ latencyMs: 150 });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ['--no-sandbox', '--disable-background-networking', '--disable-gpu', '--disable-dev-shm-usage'],
+    });
+    page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  }, 120_000);
+  afterAll(async () => {
+    await browser?.close();
+    await ctx?.close();
+  });
+
+  test('the current details, the status filter and approval through the UI signal dialog', async () => {
+    const handle = await ctx.batches.start(questions(8), { model: 'sabiazinho-4', maxConcurrency: 2 });
+    await waitFor(
+      () => handle.progress(),
+      (p) => p.status === 'awaiting_approval',
+    );
+
+    // 1. The batch page shows where it stands, what it will cost, what it waits for.
+    await page.goto(`${ui}/namespaces/default/workflows/${handle.batchId}`, { waitUntil: 'load' });
+    await page
+      .getByRole('tab', { name: 'User Metadata' })
+      .or(page.getByText('User Metadata'))
+      .first()
+      .click();
+    const metadata = await waitFor(
+      () => visibleText(page),
+      (text) => text.includes('Status: awaiting_approval'),
+      { what: 'the current details in the UI' },
+    );
+    expect(metadata).toMatch(/0[/⁄]8 \(0%\)/);
+    expect(metadata).toMatch(/estimate R\$ 0\.\d+ \(at most R\$ 0\.\d+\)/);
+    expect(metadata).toContain('Waiting for: a budget approval');
+    expect(metadata).toContain('Maritaca batch: 8 request(s), model sabiazinho-4');
+    await page.screenshot({
+      path: path.join(ARTIFACTS, 'current-details-awaiting-approval.png'),
+      fullPage: true,
+    });
+
+    // 2. The workflow list, filtered by the status search attribute, finds the batches waiting for a person.
+    const query = `MaritacaBatchStatus="awaiting_approval"`;
+    await page.goto(`${ui}/namespaces/default/workflows?query=${encodeURIComponent(query)}`, {
+      waitUntil: 'load',
+    });
+    await page.getByText(handle.batchId).first().waitFor({ timeout: 30_000 });
+    await page.screenshot({ path: path.join(ARTIFACTS, 'list-awaiting-approval.png'), fullPage: true });
+
+    // 3. A person approves through the UI's own signal dialog, and the batch runs.
+    await page.goto(`${ui}/namespaces/default/workflows/${handle.batchId}`, { waitUntil: 'load' });
+    await page.getByRole('button', { name: 'More Actions' }).first().click();
+    await page.getByRole('menuitem', { name: 'Send a Signal' }).filter({ visible: true }).first().click();
+    // The UI keeps a hidden copy of the dialog; act on the visible one.
+    await page.getByTestId('signal-select-button').filter({ visible: true }).first().click();
+    await page.getByRole('option', { name: 'approve' }).filter({ visible: true }).first().click();
+    const editor = page
+      .locator('[role=dialog] .cm-content, dialog .cm-content')
+      .filter({ visible: true })
+      .first();
+    await editor.click();
+    await page.keyboard.type('{"approvedBy":"ui-reviewer"}');
+    await page.getByRole('button', { name: 'Submit' }).filter({ visible: true }).first().click();
+
+    const result = await handle.result();
+    expect(result.status).toBe('completed');
+    expect(result.approvals[0]).toMatchObject({ approvedBy: 'ui-reviewer', via: 'signal' });
+
+    await page.goto(`${ui}/namespaces/default/workflows/${handle.batchId}`, { waitUntil: 'load' });
+    await page.getByText('User Metadata').first().click();
+    const finalText = await waitFor(
+      () => visibleText(page),
+      (text) => text.includes('Status: completed'),
+      { what: 'the final details in the UI' },
+    );
+    // The UI's markdown renderer may typeset the slash as a fraction slash.
+    expect(finalText).toMatch(/8[/⁄]8 \(100%\)/);
+    expect(finalText).toMatch(/Cost: spent R\$ 0\.\d+ · approved R\$ 0\.\d+/);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'current-details-completed.png'), fullPage: true });
+  }, 180_000);
+});
