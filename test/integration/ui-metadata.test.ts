@@ -48,7 +48,7 @@ describe('what the Temporal UI and CLI show of a batch', () => {
     );
     expect(metadata.currentDetails).toContain('**Status:** awaiting_approval');
     expect(metadata.currentDetails).toContain('0/5 (0%)');
-    expect(metadata.currentDetails).toMatch(/estimate R\$ [\d.]+/);
+    expect(metadata.currentDetails).toMatch(/estimate R\\\$ [\d.]+/);
     expect(metadata.currentDetails).toContain('**Waiting for:** a budget approval');
 
     const listed = await waitFor(
@@ -76,7 +76,7 @@ describe('what the Temporal UI and CLI show of a batch', () => {
     );
     expect(details.currentDetails).toContain('**Status:** completed');
     expect(details.currentDetails).toContain('5/5 (100%)');
-    expect(details.currentDetails).toMatch(/spent R\$ 0\.0\d+ · approved R\$/);
+    expect(details.currentDetails).toMatch(/spent R\\\$ 0\.0\d+ · approved R\\\$/);
 
     const history = await handle.workflowHandle.fetchHistory();
     const summaries = JSON.stringify(history);
