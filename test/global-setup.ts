@@ -48,4 +48,6 @@ export default async function globalSetup(): Promise<void> {
   const bundlePath = path.join(artifacts, 'workflow-bundle.js');
   writeFileSync(bundlePath, bundle.code);
   process.env.TEST_WORKFLOW_BUNDLE = bundlePath;
+  // Large batches' outcomes go here, out of the working tree.
+  process.env.MARITACA_RESULTS_DIR = path.join(artifacts, 'results');
 }

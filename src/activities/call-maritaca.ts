@@ -1,6 +1,7 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import OpenAI from 'openai';
+import type { BatchStore } from './batch-store';
 import {
   FailureTypes,
   priceOf,
@@ -20,6 +21,8 @@ export interface MaritacaConnectionOptions {
   requestTimeoutMs?: number;
   /** How often a running call heartbeats, so cancellation reaches it quickly. Default 1000 ms. */
   heartbeatIntervalMs?: number;
+  /** Where answers go for calls that ask for it (`store` input). */
+  store?: BatchStore;
 }
 
 /**
@@ -150,7 +153,16 @@ export function createCallMaritaca(connection: MaritacaConnectionOptions) {
         completionTokens,
         ...(cachedPromptTokens ? { cachedPromptTokens } : {}),
       });
-      return { result, cost, attempt };
+      const usageSummary = { promptTokens, completionTokens };
+      if (input.store && connection.store) {
+        // Written before the activity reports back: if the report is lost and the call retried,
+        // the second line replaces the first when read.
+        await connection.store.appendOutcomes(input.store.results, [
+          { id: input.requestId, index: input.store.index, ok: true, result, attempts: attempt, cost },
+        ]);
+        return { usage: usageSummary, cost, attempt };
+      }
+      return { result, usage: usageSummary, cost, attempt };
     } catch (err) {
       if (ctx.cancellationSignal.aborted) {
         throw new CancelledFailure('Maritaca call cancelled');

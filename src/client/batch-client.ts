@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import path from 'node:path';
 import {
   Client,
   Connection,
@@ -29,6 +30,7 @@ import {
   type ApprovalRecord,
   type ApproveSignal,
   type BatchEstimate,
+  type BatchInput,
   type BatchOptions,
   type BatchProgress,
   type BatchRequest,
@@ -36,10 +38,13 @@ import {
   type ChatResult,
   type RequestError,
   type RequestOutcome,
+  type ResultsRef,
   estimateInputOf,
   resolveCalls,
 } from '../shared';
+import { readResultsFile } from '../activities/batch-store';
 import { estimateBatchCost } from '../activities/estimate-cost';
+import { parseBatchJsonlFile } from './jsonl';
 import { followUpId, followUpsOf, inputOf, outcomesOf, rootOf, type FollowUpMemo } from './follow-up';
 import { validateBatchInput } from './validate';
 import {
@@ -140,16 +145,53 @@ export class MaritacaBatchClient {
     start: StartOptions = {},
   ): Promise<BatchHandle> {
     const input = validateBatchInput({ requests, options });
+    const valid = input.requests!;
+    return this.startValidated(
+      input,
+      valid.length,
+      estimateBatchCost(estimateInputOf(valid, input.options)),
+      start,
+    );
+  }
+
+  /**
+   * Starts a batch whose requests stay in a JSONL file (OpenAI batch input or short form) that the
+   * workers read page by page: for batches too large for a workflow input. The whole file is
+   * validated here first (an {@link InvalidBatchFileError} lists every bad line); the path must be
+   * readable by the workers (same machine or a shared volume).
+   */
+  async startFromFile(
+    file: string,
+    options: BatchOptions = {},
+    start: StartOptions = {},
+  ): Promise<BatchHandle> {
+    const absolute = path.resolve(file);
+    const { requests } = await parseBatchJsonlFile(absolute);
+    validateBatchInput({ requests, options });
+    const input: BatchInput = { source: { type: 'jsonl', path: absolute, count: requests.length }, options };
+    return this.startValidated(
+      input,
+      requests.length,
+      estimateBatchCost(estimateInputOf(requests, options)),
+      start,
+    );
+  }
+
+  private async startValidated(
+    input: BatchInput,
+    count: number,
+    estimate: { totalCost: number; maxCost: number; totalInputTokens: number; totalOutputTokens: number },
+    start: StartOptions,
+  ): Promise<BatchHandle> {
     const batchId = start.batchId ?? `maritaca-batch-${randomUUID()}`;
     const model = input.options?.model ?? DEFAULT_MODEL;
-    const estimate = estimateBatchCost(estimateInputOf(input.requests, input.options));
     const handle = await this.client.workflow.start(WORKFLOW_TYPE, {
       taskQueue: this.taskQueue,
       workflowId: batchId,
       args: [input],
-      staticSummary: `Maritaca batch: ${input.requests.length} request(s), model ${model}`,
+      staticSummary: `Maritaca batch: ${count} request(s), model ${model}`,
       staticDetails: [
-        `**Requests:** ${input.requests.length} · **model:** ${model} · **max concurrency:** ${input.options?.maxConcurrency ?? DEFAULT_MAX_CONCURRENCY}`,
+        `**Requests:** ${count} · **model:** ${model} · **max concurrency:** ${input.options?.maxConcurrency ?? DEFAULT_MAX_CONCURRENCY}`,
         `**Estimate:** ${markdownBrl(estimate.totalCost)} (${estimate.totalInputTokens} input tokens, up to ${estimate.totalOutputTokens} output tokens) · **never more than** ${markdownBrl(estimate.maxCost)}`,
         input.options?.autoApproveBelow !== undefined
           ? `**Auto-approved below:** ${markdownBrl(input.options.autoApproveBelow)}`
@@ -264,8 +306,9 @@ export class MaritacaBatchClient {
     const { outcomes } = await outcomesOf(original);
     const succeeded = new Set(outcomes.filter((o) => o.ok).map((o) => o.id));
     const input = await inputOf(this.client, batchId);
-    const requests = resolveCalls(input.requests, input.options).flatMap((call, index) =>
-      succeeded.has(call.requestId) ? [] : [{ ...input.requests[index]!, id: call.requestId }],
+    const originalRequests = input.requests ?? (await parseBatchJsonlFile(input.source!.path)).requests;
+    const requests = resolveCalls(originalRequests, input.options).flatMap((call, index) =>
+      succeeded.has(call.requestId) ? [] : [{ ...originalRequests[index]!, id: call.requestId }],
     );
     if (requests.length === 0)
       throw new MaritacaBatchError(`Batch ${batchId} has no failed requests to retry`);
@@ -397,7 +440,10 @@ export class BatchHandle {
    */
   async result(): Promise<BatchResult> {
     try {
-      return (await this.call(() => this.workflow.result())) as BatchResult;
+      const result = (await this.call(() => this.workflow.result())) as BatchResult;
+      // Large batches keep their outcomes in the results store; read them back in input order.
+      if (result.resultsRef) return { ...result, results: await readResultsFile(result.resultsRef) };
+      return result;
     } catch (err) {
       if (err instanceof WorkflowFailedError) {
         const cause = err.cause;
@@ -407,6 +453,7 @@ export class BatchHandle {
             index: number;
             error: RequestError;
             attempts: number;
+            resultsRef?: ResultsRef;
           };
           throw new BatchRequestFailedError(cause.message, details, err);
         }

@@ -113,7 +113,7 @@ export function estimateSeedInputs(
   return publicEstimate(
     estimateBatchCost({
       model,
-      requests: input.requests.map((r) => ({ messages: r.messages, model, maxTokens })),
+      requests: input.requests!.map((r) => ({ messages: r.messages, model, maxTokens })),
     }),
   );
 }

@@ -17,11 +17,12 @@ import type {
 export function resolveCalls(
   requests: readonly BatchRequest[],
   options: BatchOptions = {},
+  startIndex = 0,
 ): CallMaritacaInput[] {
   const defaultModel = options.model ?? DEFAULT_MODEL;
-  return requests.map((request, index) => {
+  return requests.map((request, offset) => {
     const call: CallMaritacaInput = {
-      requestId: request.id ?? String(index),
+      requestId: request.id ?? String(startIndex + offset),
       model: request.model ?? defaultModel,
       messages: request.messages,
       maxTokens: request.maxTokens ?? options.maxOutputTokens ?? DEFAULT_MAX_OUTPUT_TOKENS,

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { parseDurationMs } from './duration';
 import { KNOWN_MODELS } from './prices';
+import type { CarriedState } from './types';
 
 /** Roles a chat message may have. */
 export const MESSAGE_ROLES = ['system', 'user', 'assistant'] as const;
@@ -64,6 +65,7 @@ export const batchOptionsSchema = z.object({
   requestTimeout: durationSchema.optional(),
   retry: retryOptionsSchema.optional(),
   rateLimit: rateLimitSchema.optional(),
+  historyEventLimit: z.number().int().min(2000, { error: 'must be at least 2000' }).max(50_000).optional(),
   onProgress: z
     .object({
       url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
@@ -77,12 +79,29 @@ export const batchInputSchema = z
   .object({
     requests: z
       .array(batchRequestSchema, { error: 'must be an array of requests' })
-      .min(1, { error: 'must contain at least one request' }),
+      .min(1, { error: 'must contain at least one request' })
+      .optional(),
+    source: z
+      .object({
+        type: z.literal('jsonl'),
+        path: z.string().min(1),
+        count: z.number().int().positive({ error: 'must count at least one request' }),
+      })
+      .optional(),
     options: batchOptionsSchema.optional(),
+    /** Set by the workflow itself when it continues as new; never by callers. */
+    resume: z.custom<CarriedState>((v) => typeof v === 'object' && v !== null).optional(),
   })
   .superRefine((input, ctx) => {
+    if ((input.requests === undefined) === (input.source === undefined)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: input.requests === undefined ? ['requests'] : ['source'],
+        message: 'give either requests (inline) or source (a JSONL file), not both and not neither',
+      });
+    }
     const seen = new Map<string, number>();
-    input.requests.forEach((request, index) => {
+    (input.requests ?? []).forEach((request, index) => {
       const id = request.id ?? String(index);
       const first = seen.get(id);
       if (first !== undefined) {

@@ -178,11 +178,23 @@ export interface BatchResult {
   rejectionReason: string | null;
   /** Every approval in order. */
   approvals: ApprovalRecord[];
+  /**
+   * Set when outcomes were kept off the history (large batches): `results` is then empty and
+   * the outcomes are read from here (the client's `result()` does it for you).
+   */
+  resultsRef?: ResultsRef;
+  /** Runs the batch took (continue-as-new keeps each run's history bounded). */
+  runs: number;
 }
 
 /** Input of the `callMaritaca` activity: one fully resolved chat completion request. */
 export interface CallMaritacaInput {
   requestId: string;
+  /**
+   * When set, the outcome is appended to this results store and not returned, so answers stay
+   * off the workflow history; `index` is the request's position.
+   */
+  store?: { results: ResultsRef; index: number };
   model: string;
   messages: ChatMessage[];
   maxTokens: number;
@@ -193,7 +205,10 @@ export interface CallMaritacaInput {
 
 /** Output of the `callMaritaca` activity. */
 export interface CallMaritacaOutput {
-  result: ChatResult;
+  /** The answer; absent when it was written to the results store instead (`store` input). */
+  result?: ChatResult;
+  /** Token usage, always returned (rate window and budget need it). */
+  usage: { promptTokens: number; completionTokens: number };
   /** Cost of this call in BRL, from its usage. */
   cost: number;
   /** Attempt number that succeeded (1 for the first try). */
@@ -219,4 +234,81 @@ export interface CompletionsPage {
   outcomes: RequestOutcome[];
   /** Batch status when the page was read. */
   status: BatchStatus;
+}
+
+/** Requests read page by page from outside the workflow input (large batches). */
+export interface RequestSource {
+  /** A JSONL file (OpenAI batch input lines or short-form lines) the workers can read. */
+  type: 'jsonl';
+  /** Absolute path, as the worker sees it. */
+  path: string;
+  /** Requests in the file (counted when the batch was submitted). */
+  count: number;
+}
+
+/** Where a batch's outcomes live when they are kept off the workflow history. */
+export interface ResultsRef {
+  /** An append-only JSONL file, one outcome per line; a request's latest line wins. */
+  type: 'jsonl';
+  /** Absolute path, as the worker that wrote it sees it. */
+  path: string;
+}
+
+/** One request of a page, resolved and priced. */
+export interface PageItem {
+  index: number;
+  call: CallMaritacaInput;
+  /** Estimated input tokens. */
+  inputTokens: number;
+  /** Estimated cost (input estimate plus max_tokens output). */
+  cost: number;
+  /** Worst-case cost (input bound plus max_tokens output): what the budget reserves. */
+  maxCost: number;
+}
+
+/** Input of the `loadPage` activity. */
+export interface LoadPageInput {
+  /** Inline requests of this page (then `source` is absent). */
+  requests?: BatchRequest[];
+  source?: RequestSource;
+  /** Index of the page's first request. */
+  startIndex: number;
+  /** Byte offset in the source file where the page starts. */
+  byteOffset?: number;
+  limit: number;
+  options: BatchOptions;
+}
+
+/** Output of the `loadPage` activity. */
+export interface LoadPageOutput {
+  items: PageItem[];
+  /** Byte offset of the next page in the source file. */
+  nextByteOffset?: number;
+}
+
+/** What a batch carries into its next run when it continues as new. */
+export interface CarriedState {
+  run: number;
+  startedAt: string;
+  runningSince: number | null;
+  estimate: BatchEstimate;
+  approvals: ApprovalRecord[];
+  nextIndex: number;
+  /** Where the page holding `nextIndex` starts: its first index and (for a source) its byte offset. */
+  pageStartIndex: number;
+  byteOffset: number;
+  succeeded: number;
+  failed: number;
+  actualCost: number;
+  dispatchedCost: number;
+  dispatchedMaxCost: number;
+  maxConcurrency: number;
+  window: number;
+  paused: boolean;
+  holdUntil: number;
+  rateLimitedResponses: number;
+  rateWindow: { index: number; at: number; inputTokens: number; outputTokens: number }[];
+  retryQueue: PageItem[];
+  priorAttempts: Record<string, number>;
+  results: ResultsRef;
 }

@@ -4,7 +4,9 @@ import {
   ApplicationFailure,
   CancellationScope,
   TimeoutFailure,
+  allHandlersFinished,
   condition,
+  continueAsNew,
   isCancellation,
   log,
   proxyActivities,
@@ -36,17 +38,14 @@ import {
   completionsQuery,
   concurrencySchema,
   describeIssues,
-  estimateInputOf,
   estimateQuery,
   parseDurationMs,
   pauseSignal,
   progressQuery,
   pruneWindow,
-  publicEstimate,
   renderCurrentDetails,
   rateWaitMs,
   rejectSignal,
-  resolveCalls,
   resumeSignal,
   setConcurrencyUpdate,
   validateWith,
@@ -57,7 +56,9 @@ import {
   type BatchResult,
   type BatchStatus,
   type CallFailureDetails,
-  type CallMaritacaInput,
+  type CarriedState,
+  type PageItem,
+  type ResultsRef,
   type RequestError,
   type RequestOutcome,
   type WaitingFor,
@@ -80,6 +81,14 @@ const TIMER_SUMMARY: Record<Exclude<WaitingFor, null>, string> = {
 };
 /** Amounts below this are rounding noise, not money. */
 const COST_EPSILON = 1e-9;
+/** Batches up to this size return their outcomes inline; larger ones keep them in the results store. */
+export const INLINE_RESULTS_MAX = 1000;
+/** Requests resolved and priced per `loadPage` call; the workflow holds at most two pages. */
+const PAGE_SIZE = 500;
+/** Default bound on the events of one run; the batch continues as new before it. */
+export const DEFAULT_HISTORY_EVENT_LIMIT = 10_000;
+/** Events a run may still add after deciding to continue as new (draining, handlers, the end). */
+const HISTORY_MARGIN_EVENTS = 200;
 
 /** Why the next request cannot start now, and how long that may last. */
 interface Blocked {
@@ -108,16 +117,18 @@ export async function maritacaBatch(input: BatchInput): Promise<BatchResult> {
       details: [validated.issues],
     });
   }
-  const { requests } = validated.value;
+  const { requests, source, resume } = validated.value;
   const options = validated.value.options ?? {};
-  const total = requests.length;
+  const total = resume ? resume.estimate.totalRequests : requests ? requests.length : (source?.count ?? 0);
+  // Large batches (and every continued run) keep outcomes in the results store, off the history.
+  let storeResults = resume !== undefined || total > INLINE_RESULTS_MAX;
+  const historyEventLimit = options.historyEventLimit ?? DEFAULT_HISTORY_EVENT_LIMIT;
   const requestTimeoutMs = parseDurationMs(options.requestTimeout) ?? DEFAULT_REQUEST_TIMEOUT_MS;
   const approvalTimeoutMs = parseDurationMs(options.approvalTimeout);
   const maximumAttempts = options.retry?.maximumAttempts ?? DEFAULT_RETRY.maximumAttempts;
   const limits = options.rateLimit;
-  const calls: CallMaritacaInput[] = resolveCalls(requests, options);
 
-  const { estimateCost } = proxyActivities<Activities>({
+  const { estimateCost, loadPage, resultsRef, appendOutcomes } = proxyActivities<Activities>({
     startToCloseTimeout: '5 minutes',
     retry: { maximumAttempts: 5 },
   });
@@ -147,52 +158,60 @@ export async function maritacaBatch(input: BatchInput): Promise<BatchResult> {
   const progressUpdates = options.onProgress;
   const progressEveryMs = (progressUpdates?.everySeconds ?? 30) * 1000;
 
-  const startedAt = workflowInfo().startTime.toISOString();
+  const startedAt = resume?.startedAt ?? workflowInfo().startTime.toISOString();
   const state = {
-    status: 'estimating' as BatchStatus,
+    status: (resume ? 'running' : 'estimating') as BatchStatus,
     waitingFor: null as WaitingFor,
-    estimate: null as BatchEstimate | null,
-    approvals: [] as ApprovalRecord[],
+    estimate: (resume?.estimate ?? null) as BatchEstimate | null,
+    approvals: resume?.approvals ?? ([] as ApprovalRecord[]),
     /** An `approve` signal that arrived before the estimate was known. */
     earlyApproval: null as { budget?: number; approvedBy?: string } | null,
     rejected: false,
     rejectionReason: null as string | null,
-    succeeded: 0,
-    failed: 0,
+    succeeded: resume?.succeeded ?? 0,
+    failed: resume?.failed ?? 0,
     inFlight: 0,
-    actualCost: 0,
+    actualCost: resume?.actualCost ?? 0,
     reserved: 0,
-    maxConcurrency: options.maxConcurrency ?? DEFAULT_MAX_CONCURRENCY,
-    window: options.maxConcurrency ?? DEFAULT_MAX_CONCURRENCY,
-    paused: false,
-    holdUntil: 0,
-    rateLimitedResponses: 0,
-    nextIndex: 0,
+    /** Estimated and worst-case cost of the requests started (and not sent back): "the rest" is the estimate minus these. */
+    dispatchedCost: resume?.dispatchedCost ?? 0,
+    dispatchedMaxCost: resume?.dispatchedMaxCost ?? 0,
+    maxConcurrency: resume?.maxConcurrency ?? options.maxConcurrency ?? DEFAULT_MAX_CONCURRENCY,
+    window: resume?.window ?? options.maxConcurrency ?? DEFAULT_MAX_CONCURRENCY,
+    paused: resume?.paused ?? false,
+    holdUntil: resume?.holdUntil ?? 0,
+    rateLimitedResponses: resume?.rateLimitedResponses ?? 0,
+    /** Index of the first request never started. */
+    nextIndex: resume?.nextIndex ?? 0,
+    run: (resume?.run ?? 0) + 1,
     updatedAt: startedAt,
     /** Bumped on every change, so the dispatch loop can wait for "anything happened". */
     version: 0,
-    runningSince: null as number | null,
+    runningSince: (resume?.runningSince ?? null) as number | null,
     detailsAt: 0,
     progressPostedAt: 0,
     progressPosting: false,
   };
   // Only upsert search attributes the namespace has: unknown ones would fail every workflow task.
   let searchAttributes = false;
-  const outcomes: (RequestOutcome | null)[] = calls.map(() => null);
-  // Indices in the order their requests finished, so clients can follow completions one by one.
+  // Inline batches keep every outcome here; stored ones keep none.
+  const outcomes: (RequestOutcome | null)[] = storeResults
+    ? []
+    : new Array<RequestOutcome | null>(total).fill(null);
+  // Indices in the order their requests finished (inline batches), so clients can follow completions.
   const completionOrder: number[] = [];
   // Requests sent back by a 429, to go before the ones never started.
-  const retryQueue: number[] = [];
+  const retryQueue: PageItem[] = resume?.retryQueue ?? [];
   // Attempts spent in earlier executions of a request (each 429 ends one).
-  const priorAttempts: Record<string, number> = {};
+  const priorAttempts: Record<string, number> = resume?.priorAttempts ?? {};
   const reservations: Record<string, number> = {};
-  const rateWindow: WindowEntry[] = [];
-  let perRequestMaxCost: number[] = [];
-  let perRequestInputTokens: number[] = [];
-  let perRequestCost: number[] = [];
-  // Suffix sums over input order: the cost of requests from index i on, for "the rest" figures.
-  let restCostFrom: number[] = [];
-  let restMaxCostFrom: number[] = [];
+  const rateWindow: WindowEntry[] = resume?.rateWindow ?? [];
+  let results: ResultsRef | null = resume?.results ?? null;
+  // Loaded, priced requests not started yet, and the pages they came from (for the resume cursor).
+  const buffer: PageItem[] = [];
+  const pages: { startIndex: number; byteOffset: number; end: number }[] = [];
+  let nextPage = { startIndex: resume?.pageStartIndex ?? 0, byteOffset: resume?.byteOffset ?? 0 };
+  let loading = false;
 
   const requestsPerMinute = (): number | null => {
     if (state.runningSince === null) return null;
@@ -243,10 +262,10 @@ export async function maritacaBatch(input: BatchInput): Promise<BatchResult> {
     refreshDetails(true);
   };
   const approvedBudget = (): number | null => state.approvals.at(-1)?.budget ?? null;
-  const rest = (of: number[], suffix: number[]): number =>
-    retryQueue.reduce((sum, i) => sum + (of[i] ?? 0), suffix[state.nextIndex] ?? 0);
-  const neededToFinish = (): number =>
-    addCosts(addCosts(state.actualCost, state.reserved), rest(perRequestMaxCost, restMaxCostFrom));
+  const restCost = (): number => Math.max(0, addCosts(state.estimate?.totalCost ?? 0, -state.dispatchedCost));
+  const restMaxCost = (): number =>
+    Math.max(0, addCosts(state.estimate?.maxCost ?? 0, -state.dispatchedMaxCost));
+  const neededToFinish = (): number => addCosts(addCosts(state.actualCost, state.reserved), restMaxCost());
 
   const progress = (): BatchProgress => {
     const approved = approvedBudget();
@@ -276,8 +295,8 @@ export async function maritacaBatch(input: BatchInput): Promise<BatchResult> {
               spent: state.actualCost,
               reserved: state.reserved,
               remaining: addCosts(approved, -addCosts(state.actualCost, state.reserved)),
-              restEstimate: addCosts(0, rest(perRequestCost, restCostFrom)),
-              restMaxCost: addCosts(0, rest(perRequestMaxCost, restMaxCostFrom)),
+              restEstimate: restCost(),
+              restMaxCost: restMaxCost(),
             },
       concurrency: { max: state.maxConcurrency, current: allowedInFlight() },
       paused: state.paused,
@@ -290,13 +309,15 @@ export async function maritacaBatch(input: BatchInput): Promise<BatchResult> {
     setStatus(status);
     return {
       status,
-      results: outcomes.filter((o): o is RequestOutcome => o !== null),
+      results: storeResults ? [] : outcomes.filter((o): o is RequestOutcome => o !== null),
       estimate: state.estimate,
       approvedBudget: approvedBudget(),
       actualCost: state.actualCost,
       currency: 'BRL',
       rejectionReason: state.rejectionReason,
       approvals: state.approvals,
+      ...(storeResults && results ? { resultsRef: results } : {}),
+      runs: state.run,
     };
   };
 
@@ -317,6 +338,11 @@ export async function maritacaBatch(input: BatchInput): Promise<BatchResult> {
   setHandler(progressQuery, progress);
   setHandler(estimateQuery, () => state.estimate);
   setHandler(completionsQuery, ({ from, limit }) => {
+    if (storeResults) {
+      // Stored batches hold no outcomes in memory: counts only; read the outcomes from the store.
+      const completed = state.succeeded + state.failed;
+      return { total, completed, nextFrom: completed, outcomes: [], status: state.status };
+    }
     const start = Math.max(0, Math.floor(from));
     const end = Math.min(completionOrder.length, start + Math.max(1, Math.min(limit ?? 500, 5000)));
     const page = completionOrder.slice(start, end).map((index) => outcomes[index]!);
@@ -428,54 +454,90 @@ export async function maritacaBatch(input: BatchInput): Promise<BatchResult> {
   }
 
   async function runBatch(): Promise<BatchResult> {
-    // --- Estimate -------------------------------------------------------------------------------
-    const detailed = await estimateCost(estimateInputOf(requests, options));
-    state.estimate = publicEstimate(detailed);
-    perRequestMaxCost = detailed.perRequestMaxCost;
-    perRequestInputTokens = detailed.perRequestInputTokens;
-    perRequestCost = detailed.perRequestCost;
-    restCostFrom = suffixSums(perRequestCost);
-    restMaxCostFrom = suffixSums(perRequestMaxCost);
-    touch();
+    if (!resume) {
+      // --- Estimate -------------------------------------------------------------------------------
+      const { count: _count, ...estimate } = await estimateCost({
+        ...(requests ? { requests } : {}),
+        ...(source ? { source } : {}),
+        options,
+      });
+      state.estimate = estimate;
+      touch();
 
-    // --- Approval -------------------------------------------------------------------------------
-    try {
-      if (state.rejected) return finish('rejected');
-      if (state.earlyApproval) {
-        const { budget, approvedBy } = state.earlyApproval;
-        recordApproval(budget ?? state.estimate.totalCost, 'signal', approvedBy);
-      } else if (
-        options.autoApproveBelow !== undefined &&
-        state.estimate.totalCost < options.autoApproveBelow
-      ) {
-        recordApproval(options.autoApproveBelow, 'auto', 'autoApproveBelow');
-      } else {
-        setStatus('awaiting_approval', 'approval');
-        const decided = () => state.rejected || state.approvals.length > 0;
-        if (approvalTimeoutMs === undefined) await condition(decided);
-        else if (!(await condition(decided, approvalTimeoutMs, { summary: 'approval timeout' }))) {
-          return finish('expired');
-        }
+      // --- Approval -------------------------------------------------------------------------------
+      try {
         if (state.rejected) return finish('rejected');
+        if (state.earlyApproval) {
+          const { budget, approvedBy } = state.earlyApproval;
+          recordApproval(budget ?? state.estimate.totalCost, 'signal', approvedBy);
+        } else if (
+          options.autoApproveBelow !== undefined &&
+          state.estimate.totalCost < options.autoApproveBelow
+        ) {
+          recordApproval(options.autoApproveBelow, 'auto', 'autoApproveBelow');
+        } else {
+          setStatus('awaiting_approval', 'approval');
+          const decided = () => state.rejected || state.approvals.length > 0;
+          if (approvalTimeoutMs === undefined) await condition(decided);
+          else if (!(await condition(decided, approvalTimeoutMs, { summary: 'approval timeout' }))) {
+            return finish('expired');
+          }
+          if (state.rejected) return finish('rejected');
+        }
+      } catch (err) {
+        if (isCancellation(err)) return finish('cancelled');
+        throw err;
       }
-    } catch (err) {
-      if (isCancellation(err)) return finish('cancelled');
-      throw err;
     }
 
     // --- Run ------------------------------------------------------------------------------------
-    state.runningSince = Date.now();
+    if (storeResults && !results) results = await resultsRef(workflowInfo().workflowId);
+    state.runningSince ??= Date.now();
     setStatus('running');
     // Every Maritaca call runs in this scope, so a fatal failure can cancel the ones still in flight.
     const callScope = new CancellationScope();
-    let fatal: { index: number; error: RequestError; attempts: number } | null = null;
+    let fatal: { id: string; index: number; error: RequestError; attempts: number } | null = null;
     let cancelled = false;
+    let continuing = false;
 
-    const fitsBudget = (index: number): boolean =>
-      addCosts(addCosts(state.actualCost, state.reserved), perRequestMaxCost[index] ?? 0) <=
+    const fitsBudget = (item: PageItem): boolean =>
+      addCosts(addCosts(state.actualCost, state.reserved), item.maxCost) <=
       (approvedBudget() ?? 0) + COST_EPSILON;
 
-    const blockedBy = (index: number): Blocked | null => {
+    const loadNextPage = async (): Promise<void> => {
+      loading = true;
+      try {
+        const page = nextPage;
+        const output = await loadPage({
+          ...(requests
+            ? { requests: requests.slice(page.startIndex, page.startIndex + PAGE_SIZE) }
+            : { source: source!, byteOffset: page.byteOffset }),
+          startIndex: page.startIndex,
+          limit: PAGE_SIZE,
+          options,
+        });
+        const end = page.startIndex + output.items.length;
+        pages.push({ ...page, end });
+        // A resumed run re-reads the page it stopped in; requests started before are skipped.
+        buffer.push(...output.items.filter((item) => item.index >= state.nextIndex));
+        nextPage = { startIndex: end, byteOffset: output.nextByteOffset ?? 0 };
+      } finally {
+        loading = false;
+        touch();
+      }
+    };
+    const moreToLoad = (): boolean => nextPage.startIndex < total;
+    const shouldContinueAsNew = (): boolean => {
+      const info = workflowInfo();
+      const workLeft = buffer.length > 0 || retryQueue.length > 0 || moreToLoad();
+      return (
+        workLeft &&
+        (info.continueAsNewSuggested ||
+          info.historyLength + 3 * state.inFlight + HISTORY_MARGIN_EVENTS >= historyEventLimit)
+      );
+    };
+
+    const blockedBy = (item: PageItem): Blocked | null => {
       if (state.paused) return { status: 'paused', waitingFor: 'pause' };
       if (state.inFlight >= allowedInFlight()) return { status: 'running', waitingFor: null };
       const now = Date.now();
@@ -483,16 +545,10 @@ export async function maritacaBatch(input: BatchInput): Promise<BatchResult> {
         return { status: 'running', waitingFor: 'retry_after', timeoutMs: state.holdUntil - now };
       if (limits) {
         pruneWindow(rateWindow, now);
-        const wait = rateWaitMs(
-          rateWindow,
-          limits,
-          now,
-          perRequestInputTokens[index] ?? 0,
-          calls[index]!.maxTokens,
-        );
+        const wait = rateWaitMs(rateWindow, limits, now, item.inputTokens, item.call.maxTokens);
         if (wait > 0) return { status: 'running', waitingFor: 'rate_limit', timeoutMs: wait };
       }
-      if (!fitsBudget(index)) {
+      if (!fitsBudget(item)) {
         // With calls in flight, their real cost may free room; with none, only a person can.
         if (state.inFlight > 0) return { status: 'running', waitingFor: 'budget' };
         return {
@@ -504,29 +560,43 @@ export async function maritacaBatch(input: BatchInput): Promise<BatchResult> {
       return null;
     };
 
-    const runRequest = async (index: number): Promise<void> => {
-      const call = calls[index]!;
+    const recordFailure = async (item: PageItem, outcome: RequestOutcome): Promise<void> => {
+      if (!storeResults) {
+        outcomes[item.index] = outcome;
+        completionOrder.push(item.index);
+        return;
+      }
+      await appendOutcomes({ results: results!, outcomes: [outcome] });
+    };
+
+    const runRequest = async (item: PageItem): Promise<void> => {
+      const { call, index } = item;
       try {
         const output = await callScope.run(() =>
-          callMaritaca.executeWithOptions({ ...callOptions, summary: `request ${call.requestId}` }, [call]),
+          callMaritaca.executeWithOptions({ ...callOptions, summary: `request ${call.requestId}` }, [
+            storeResults ? { ...call, store: { results: results!, index } } : call,
+          ]),
         );
-        outcomes[index] = {
-          id: call.requestId,
-          index,
-          ok: true,
-          result: output.result,
-          attempts: output.attempt + (priorAttempts[index] ?? 0),
-          cost: output.cost,
-        };
+        if (!storeResults && output.result) {
+          outcomes[index] = {
+            id: call.requestId,
+            index,
+            ok: true,
+            result: output.result,
+            attempts: output.attempt + (priorAttempts[index] ?? 0),
+            cost: output.cost,
+          };
+          completionOrder.push(index);
+        }
+        delete priorAttempts[index];
         state.succeeded += 1;
         state.actualCost = addCosts(state.actualCost, output.cost);
-        completionOrder.push(index);
         state.window = adaptWindow(state.window, state.maxConcurrency, 'success');
         // Count what the call really used against the minute, not what it might have used.
         const entry = rateWindow.find((e) => e.index === index);
         if (entry) {
-          entry.inputTokens = output.result.llmOutput.tokenUsage.promptTokens;
-          entry.outputTokens = output.result.llmOutput.tokenUsage.completionTokens;
+          entry.inputTokens = output.usage.promptTokens;
+          entry.outputTokens = output.usage.completionTokens;
         }
       } catch (err) {
         if (isCancellation(err) && (cancelled || fatal)) return;
@@ -541,15 +611,31 @@ export async function maritacaBatch(input: BatchInput): Promise<BatchResult> {
           );
           if (attemptsSoFar < maximumAttempts) {
             priorAttempts[index] = attemptsSoFar;
-            retryQueue.push(index);
+            retryQueue.push(item);
+            state.dispatchedCost = addCosts(state.dispatchedCost, -item.cost);
+            state.dispatchedMaxCost = addCosts(state.dispatchedMaxCost, -item.maxCost);
             return;
           }
         }
-        outcomes[index] = { id: call.requestId, index, ok: false, error, attempts: attemptsSoFar };
+        delete priorAttempts[index];
         state.failed += 1;
-        completionOrder.push(index);
+        const outcome: RequestOutcome = {
+          id: call.requestId,
+          index,
+          ok: false,
+          error,
+          attempts: attemptsSoFar,
+        };
+        try {
+          await CancellationScope.nonCancellable(() => recordFailure(item, outcome));
+        } catch (writeError) {
+          log.error('Could not record a failed request in the results store', {
+            requestId: call.requestId,
+            error: (writeError as Error).message,
+          });
+        }
         if (!options.returnExceptions && !fatal) {
-          fatal = { index, error, attempts: attemptsSoFar };
+          fatal = { id: call.requestId, index, error, attempts: attemptsSoFar };
           callScope.cancel();
         }
       } finally {
@@ -560,21 +646,22 @@ export async function maritacaBatch(input: BatchInput): Promise<BatchResult> {
       }
     };
 
-    const start = (index: number): void => {
+    const start = (item: PageItem): void => {
       state.inFlight += 1;
-      const reservation = perRequestMaxCost[index] ?? 0;
-      reservations[index] = reservation;
-      state.reserved = addCosts(state.reserved, reservation);
+      reservations[item.index] = item.maxCost;
+      state.reserved = addCosts(state.reserved, item.maxCost);
+      state.dispatchedCost = addCosts(state.dispatchedCost, item.cost);
+      state.dispatchedMaxCost = addCosts(state.dispatchedMaxCost, item.maxCost);
       if (limits) {
         rateWindow.push({
-          index,
+          index: item.index,
           at: Date.now(),
-          inputTokens: perRequestInputTokens[index] ?? 0,
-          outputTokens: calls[index]!.maxTokens,
+          inputTokens: item.inputTokens,
+          outputTokens: item.call.maxTokens,
         });
       }
       touch();
-      void runRequest(index);
+      void runRequest(item);
     };
 
     let endStatus: BatchStatus = 'completed';
@@ -585,11 +672,16 @@ export async function maritacaBatch(input: BatchInput): Promise<BatchResult> {
           endStatus = 'budget_exhausted';
           break;
         }
-        const next =
-          retryQueue.length > 0 ? retryQueue[0]! : state.nextIndex < total ? state.nextIndex : undefined;
+        if (shouldContinueAsNew()) {
+          continuing = true;
+          break;
+        }
+        if (!loading && buffer.length < PAGE_SIZE / 2 && moreToLoad()) void loadNextPage();
+        while (pages.length > 0 && (buffer.length === 0 || buffer[0]!.index >= pages[0]!.end)) pages.shift();
+        const next = retryQueue[0] ?? buffer[0];
         const seen = state.version;
         if (next === undefined) {
-          if (state.inFlight === 0) break;
+          if (state.inFlight === 0 && !loading && !moreToLoad()) break;
           await condition(() => state.version !== seen);
           continue;
         }
@@ -597,7 +689,10 @@ export async function maritacaBatch(input: BatchInput): Promise<BatchResult> {
         if (!blocked) {
           setStatus('running');
           if (retryQueue.length > 0) retryQueue.shift();
-          else state.nextIndex += 1;
+          else {
+            buffer.shift();
+            state.nextIndex = next.index + 1;
+          }
           start(next);
           continue;
         }
@@ -615,7 +710,7 @@ export async function maritacaBatch(input: BatchInput): Promise<BatchResult> {
           break;
         }
       }
-      await condition(() => state.inFlight === 0);
+      await condition(() => state.inFlight === 0 && !loading);
     } catch (err) {
       if (!isCancellation(err)) throw err;
       cancelled = true;
@@ -625,27 +720,67 @@ export async function maritacaBatch(input: BatchInput): Promise<BatchResult> {
     }
 
     if (fatal !== null) {
-      const { index, error, attempts } = fatal as { index: number; error: RequestError; attempts: number };
-      const call = calls[index]!;
+      const { id, index, error, attempts } = fatal as {
+        id: string;
+        index: number;
+        error: RequestError;
+        attempts: number;
+      };
       setStatus('failed');
       throw ApplicationFailure.create({
         type: FailureTypes.RequestFailed,
         message:
-          `Request "${call.requestId}" (index ${index}) failed after ${attempts} attempt(s): ` +
+          `Request "${id}" (index ${index}) failed after ${attempts} attempt(s): ` +
           `${error.type}${error.status ? ` (HTTP ${error.status})` : ''}: ${error.message}`,
         nonRetryable: true,
-        details: [{ id: call.requestId, index, error, attempts }],
+        details: [
+          { id, index, error, attempts, ...(storeResults && results ? { resultsRef: results } : {}) },
+        ],
+      });
+    }
+    if (continuing) {
+      if (!storeResults) {
+        // The next run starts with an empty history: what this one holds moves to the store.
+        results = await resultsRef(workflowInfo().workflowId);
+        await appendOutcomes({ results, outcomes: outcomes.filter((o): o is RequestOutcome => o !== null) });
+        storeResults = true;
+      }
+      await condition(allHandlersFinished);
+      const cursor = pages[0] ?? nextPage;
+      const carried: CarriedState = {
+        run: state.run,
+        startedAt,
+        runningSince: state.runningSince,
+        estimate: state.estimate!,
+        approvals: state.approvals,
+        nextIndex: state.nextIndex,
+        pageStartIndex: cursor.startIndex,
+        byteOffset: cursor.byteOffset,
+        succeeded: state.succeeded,
+        failed: state.failed,
+        actualCost: state.actualCost,
+        dispatchedCost: state.dispatchedCost,
+        dispatchedMaxCost: state.dispatchedMaxCost,
+        maxConcurrency: state.maxConcurrency,
+        window: state.window,
+        paused: state.paused,
+        holdUntil: state.holdUntil,
+        rateLimitedResponses: state.rateLimitedResponses,
+        rateWindow,
+        retryQueue,
+        priorAttempts,
+        results: results!,
+      };
+      // Inline requests travel again (they are the input); a source is re-read from the cursor.
+      return continueAsNew<typeof maritacaBatch>({
+        ...(requests ? { requests } : {}),
+        ...(source ? { source } : {}),
+        options,
+        resume: carried,
       });
     }
     return finish(endStatus);
   }
-}
-
-/** `sums[i]` = values[i] + ... + values[n-1]; `sums[n]` = 0. */
-function suffixSums(values: readonly number[]): number[] {
-  const sums = new Array<number>(values.length + 1).fill(0);
-  for (let i = values.length - 1; i >= 0; i--) sums[i] = (sums[i + 1] ?? 0) + (values[i] ?? 0);
-  return sums;
 }
 
 /** Turns an activity failure into the per-request error the batch reports. */

@@ -57,9 +57,9 @@ describe('callMaritaca against the fake server', () => {
     fake.configure({ replyTokens: 'max' });
     const output = (await env().run(activities().callMaritaca, request())) as CallMaritacaOutput;
     expect(output.attempt).toBe(3);
-    expect(output.result.generations[0]!.text).toContain('Qual é a capital do Chile?');
-    expect(output.result.generations[0]!.generationInfo.finishReason).toBe('length');
-    const usage = output.result.llmOutput.tokenUsage;
+    expect(output.result!.generations[0]!.text).toContain('Qual é a capital do Chile?');
+    expect(output.result!.generations[0]!.generationInfo.finishReason).toBe('length');
+    const usage = output.result!.llmOutput.tokenUsage;
     expect(usage.completionTokens).toBe(100);
     expect(usage.totalTokens).toBe(usage.promptTokens + usage.completionTokens);
     expect(output.cost).toBeCloseTo((usage.promptTokens * 5 + 100 * 20) / 1e6, 12);

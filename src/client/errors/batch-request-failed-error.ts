@@ -1,4 +1,4 @@
-import type { RequestError } from '../../shared';
+import type { RequestError, ResultsRef } from '../../shared';
 import { MaritacaBatchError } from './maritaca-batch-error';
 
 /**
@@ -16,10 +16,12 @@ export class BatchRequestFailedError extends MaritacaBatchError {
   readonly status: number | undefined;
   /** Attempts made. */
   readonly attempts: number;
+  /** Where the outcomes recorded before the failure are, for a batch that kept them in the store. */
+  readonly resultsRef: ResultsRef | undefined;
 
   constructor(
     message: string,
-    details: { id: string; index: number; error: RequestError; attempts: number },
+    details: { id: string; index: number; error: RequestError; attempts: number; resultsRef?: ResultsRef },
     cause?: unknown,
   ) {
     super(message, { cause });
@@ -28,5 +30,6 @@ export class BatchRequestFailedError extends MaritacaBatchError {
     this.type = details.error.type;
     this.status = details.error.status;
     this.attempts = details.attempts;
+    this.resultsRef = details.resultsRef;
   }
 }

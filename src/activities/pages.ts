@@ -1,0 +1,92 @@
+import {
+  DEFAULT_MODEL,
+  addCosts,
+  estimateInputOf,
+  publicEstimate,
+  resolveCalls,
+  type BatchEstimate,
+  type BatchOptions,
+  type BatchRequest,
+  type LoadPageInput,
+  type LoadPageOutput,
+  type RequestSource,
+} from '../shared';
+import type { BatchStore } from './batch-store';
+import { estimateBatchCost } from './estimate-cost';
+
+/** Requests read per page when a source is estimated in one pass. */
+const ESTIMATE_PAGE = 2000;
+
+/** Input of the `estimateCost` activity: inline requests or a source, and the batch options. */
+export interface EstimateRequestsInput {
+  requests?: BatchRequest[];
+  source?: RequestSource;
+  options: BatchOptions;
+}
+
+/** The batch estimate plus the number of requests it covers. */
+export type CountedEstimate = BatchEstimate & { count: number };
+
+/** Estimates inline requests or a whole source file, one page at a time. */
+export async function estimateRequests(
+  store: BatchStore,
+  input: EstimateRequestsInput,
+): Promise<CountedEstimate> {
+  if (input.requests) {
+    const estimate = publicEstimate(estimateBatchCost(estimateInputOf(input.requests, input.options)));
+    return { ...estimate, count: input.requests.length };
+  }
+  if (!input.source) throw new Error('estimateCost needs requests or a source');
+  const total: CountedEstimate = {
+    totalRequests: 0,
+    totalInputTokens: 0,
+    totalOutputTokens: 0,
+    inputCost: 0,
+    outputCost: 0,
+    totalCost: 0,
+    currency: 'BRL',
+    model: input.options.model ?? DEFAULT_MODEL,
+    maxCost: 0,
+    count: 0,
+  };
+  let offset = 0;
+  for (;;) {
+    const page = await store.readRequestPage(input.source, offset, ESTIMATE_PAGE);
+    if (page.requests.length === 0) break;
+    const e = estimateBatchCost(estimateInputOf(page.requests, input.options));
+    total.totalRequests += e.totalRequests;
+    total.count += e.totalRequests;
+    total.totalInputTokens += e.totalInputTokens;
+    total.totalOutputTokens += e.totalOutputTokens;
+    total.inputCost = addCosts(total.inputCost, e.inputCost);
+    total.outputCost = addCosts(total.outputCost, e.outputCost);
+    total.totalCost = addCosts(total.totalCost, e.totalCost);
+    total.maxCost = Math.ceil((total.maxCost + e.maxCost) * 1e9) / 1e9;
+    offset = page.nextByteOffset;
+  }
+  return total;
+}
+
+/** Resolves and prices one page of requests (inline, or read from the source at `byteOffset`). */
+export async function loadRequestPage(store: BatchStore, input: LoadPageInput): Promise<LoadPageOutput> {
+  let requests = input.requests;
+  let nextByteOffset: number | undefined;
+  if (!requests) {
+    if (!input.source) throw new Error('loadPage needs requests or a source');
+    const page = await store.readRequestPage(input.source, input.byteOffset ?? 0, input.limit);
+    requests = page.requests;
+    nextByteOffset = page.nextByteOffset;
+  }
+  const calls = resolveCalls(requests, input.options, input.startIndex);
+  const estimate = estimateBatchCost(estimateInputOf(requests, input.options));
+  return {
+    items: calls.map((call, i) => ({
+      index: input.startIndex + i,
+      call,
+      inputTokens: estimate.perRequestInputTokens[i] ?? 0,
+      cost: estimate.perRequestCost[i] ?? 0,
+      maxCost: estimate.perRequestMaxCost[i] ?? 0,
+    })),
+    ...(nextByteOffset !== undefined ? { nextByteOffset } : {}),
+  };
+}
