@@ -13,6 +13,10 @@ export {
   estimateMessageTokens,
   estimateTextTokens,
   retryAfterMs,
+  createJsonlFileStore,
+  countJsonlRequests,
+  defaultResultsDir,
+  readResultsFile,
 } from './activities';
 export type {
   ActivityDependencies,
@@ -20,4 +24,6 @@ export type {
   PostProgressInput,
   ProgressEvent,
   ProgressListener,
+  BatchStore,
+  JsonlFileStoreOptions,
 } from './activities';

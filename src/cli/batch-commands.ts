@@ -1,4 +1,4 @@
-import { writeFile } from 'node:fs/promises';
+import { stat, writeFile } from 'node:fs/promises';
 import { WorkflowExecutionStatusName } from '@temporalio/client';
 import { InvalidArgumentError, type Command } from 'commander';
 import {
@@ -12,6 +12,7 @@ import { parseBatchJsonlFile, toOpenAIBatchOutput } from '../client/jsonl';
 import {
   DEFAULT_MAX_OUTPUT_TOKENS,
   DEFAULT_MODEL,
+  INLINE_RESULTS_MAX,
   WORKFLOW_TYPE,
   estimateInputOf,
   publicEstimate,
@@ -22,6 +23,9 @@ import {
 import { estimateBatchCost } from '../activities/estimate-cost';
 import { CliError, FINAL_STATUSES, brl, printJson, progressLine } from './output';
 import { watchBatch } from './watch';
+
+/** Files larger than this go by reference, well under Temporal's 2 MB payload limit. */
+const INLINE_FILE_MAX_BYTES = 512 * 1024;
 
 /** The global flags every batch command shares. */
 interface GlobalFlags {
@@ -141,6 +145,10 @@ export function registerBatchCommands(program: Command): void {
       duration,
     )
     .option('--fail-fast', 'fail the whole batch on the first request that exhausts its retries')
+    .option(
+      '--by-reference',
+      `leave the requests in the file for the workers to read (automatic above ${INLINE_RESULTS_MAX} requests or 512 KiB)`,
+    )
     .option('--id <batchId>', 'batch id (workflow id); default generated')
     .option('--json', 'print {batchId, estimate} as one JSON object')
     .action(
@@ -153,6 +161,7 @@ export function registerBatchCommands(program: Command): void {
           autoApproveBelow?: number;
           approvalTimeout?: string;
           failFast?: boolean;
+          byReference?: boolean;
           id?: string;
           json?: boolean;
         },
@@ -168,7 +177,14 @@ export function registerBatchCommands(program: Command): void {
           ...(opts.approvalTimeout ? { approvalTimeout: opts.approvalTimeout } : {}),
         };
         await withClient(command, async (batches) => {
-          const handle = await batches.start(requests, options, opts.id ? { batchId: opts.id } : {});
+          const { size } = await stat(file);
+          // A large file stays where it is and the workers read it page by page.
+          const byReference =
+            opts.byReference || requests.length > INLINE_RESULTS_MAX || size > INLINE_FILE_MAX_BYTES;
+          const startOptions = opts.id ? { batchId: opts.id } : {};
+          const handle = byReference
+            ? await batches.startFromFile(file, options, startOptions)
+            : await batches.start(requests, options, startOptions);
           let progress = await handle.progress();
           while (progress.status === 'estimating') {
             await new Promise((resolve) => setTimeout(resolve, 100));

@@ -18,6 +18,11 @@ export const DEFAULT_RETRY = {
   backoffCoefficient: 2,
 } as const;
 
+/** Batches up to this size return their outcomes inline; larger ones keep them in the results store. */
+export const INLINE_RESULTS_MAX = 1000;
+/** Default bound on the events of one run (`historyEventLimit`); the batch continues as new before it. */
+export const DEFAULT_HISTORY_EVENT_LIMIT = 10_000;
+
 /** Signal, query and update names: part of the public contract. */
 export const MessageNames = {
   approve: 'approve',

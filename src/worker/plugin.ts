@@ -1,6 +1,6 @@
 import { SimplePlugin } from '@temporalio/plugin';
 import { Runtime, type Worker, type WorkerOptions, type WorkflowBundleOption } from '@temporalio/worker';
-import { createActivities, type ProgressListener } from '../activities';
+import { createActivities, type BatchStore, type ProgressListener } from '../activities';
 import { missingSearchAttributes } from '../activities/observability';
 import { DEFAULT_MARITACA_BASE_URL, DEFAULT_REQUEST_TIMEOUT_MS } from '../shared';
 
@@ -24,6 +24,8 @@ export interface MaritacaBatchPluginOptions {
    * `notifyProgress`, in the worker process (e.g. to forward to Slack or a dashboard).
    */
   onProgress?: ProgressListener;
+  /** Where large batches page their requests and keep their outcomes (default: JSONL files in `MARITACA_RESULTS_DIR`). */
+  store?: BatchStore;
   /** Check at start that the namespace has the batch search attributes and say so if not (default true). */
   checkSearchAttributes?: boolean;
 }
@@ -57,6 +59,7 @@ export class MaritacaBatchPlugin extends SimplePlugin {
           baseURL,
           requestTimeoutMs: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
           ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+          ...(options.store ? { store: options.store } : {}),
         }),
       ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath }),
     });

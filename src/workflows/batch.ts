@@ -19,7 +19,9 @@ import {
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
 import {
+  DEFAULT_HISTORY_EVENT_LIMIT,
   DEFAULT_MAX_CONCURRENCY,
+  INLINE_RESULTS_MAX,
   DEFAULT_REQUEST_TIMEOUT_MS,
   ACTUAL_COST_KEY,
   BATCH_STATUS_KEY,
@@ -81,12 +83,8 @@ const TIMER_SUMMARY: Record<Exclude<WaitingFor, null>, string> = {
 };
 /** Amounts below this are rounding noise, not money. */
 const COST_EPSILON = 1e-9;
-/** Batches up to this size return their outcomes inline; larger ones keep them in the results store. */
-export const INLINE_RESULTS_MAX = 1000;
 /** Requests resolved and priced per `loadPage` call; the workflow holds at most two pages. */
 const PAGE_SIZE = 500;
-/** Default bound on the events of one run; the batch continues as new before it. */
-export const DEFAULT_HISTORY_EVENT_LIMIT = 10_000;
 /** Events a run may still add after deciding to continue as new (draining, handlers, the end). */
 const HISTORY_MARGIN_EVENTS = 200;
 

@@ -1,7 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { DEFAULT_HISTORY_EVENT_LIMIT, INLINE_RESULTS_MAX } from '../../src/workflows/batch';
-import { toJsonlInputLines } from '../../src';
+import { DEFAULT_HISTORY_EVENT_LIMIT, INLINE_RESULTS_MAX, toJsonlInputLines } from '../../src';
 import { questions, startTestContext, type TestContext } from '../helpers/context';
 
 describe('large batches: bounded history, outcomes off the history', () => {
