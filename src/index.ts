@@ -27,3 +27,4 @@ export type {
   BatchStore,
   JsonlFileStoreOptions,
 } from './activities';
+export * from './codec';

@@ -3,6 +3,7 @@ import { runWorker } from '../worker';
 import { registerFakeServerCommand } from './fake-server-command';
 import { InvalidBatchFileError, InvalidBatchInputError } from '../client';
 import { registerBatchCommands } from './batch-commands';
+import { codecFromEnv, startCodecServer } from '../codec';
 import { runDemo } from './demo';
 import { runDevStack } from './dev';
 import { CliError } from './output';
@@ -32,15 +33,50 @@ export function buildProgram(): Command {
         ...(globals.address ? { address: globals.address } : {}),
         ...(globals.namespace ? { namespace: globals.namespace } : {}),
         ...(globals.taskQueue ? { taskQueue: globals.taskQueue } : {}),
-        onReady: (info) =>
+        onReady: (info) => {
           console.log(
             `Worker polling task queue "${info.taskQueue}" on ${info.address} (namespace ${info.namespace}); Maritaca at ${info.baseURL}`,
-          ),
+          );
+          if (info.metricsAddress) console.log(`Prometheus metrics at http://${info.metricsAddress}/metrics`);
+        },
       });
     });
 
   registerBatchCommands(program);
   registerFakeServerCommand(program);
+
+  program
+    .command('codec-server')
+    .description('let the Temporal UI decode encrypted payloads for people who hold the token')
+    .option('--port <port>', 'port to listen on', parsePort, 8888)
+    .option('--host <host>', 'interface to listen on', '127.0.0.1')
+    .option(
+      '--ui-origin <origin>',
+      'the one browser origin allowed to call it (the Temporal UI)',
+      'http://localhost:8233',
+    )
+    .option('--token <token>', 'bearer token callers must present (env MARITACA_CODEC_TOKEN)')
+    .action(async (opts: { port: number; host: string; uiOrigin: string; token?: string }) => {
+      const codec = codecFromEnv();
+      if (!codec)
+        throw new CliError('MARITACA_ENCRYPTION_KEY is not set: there is nothing to decode with', 2);
+      const token = opts.token ?? process.env.MARITACA_CODEC_TOKEN?.trim();
+      if (!token) throw new CliError('a token is required: --token or MARITACA_CODEC_TOKEN', 2);
+      const server = await startCodecServer({
+        codec,
+        token,
+        uiOrigin: opts.uiOrigin,
+        port: opts.port,
+        host: opts.host,
+      });
+      console.log(`Codec server listening on ${server.url} for ${opts.uiOrigin}`);
+      console.log(`Temporal UI codec endpoint (dev server): ${server.url}/<token>`);
+      await new Promise<void>((resolve) => {
+        process.once('SIGINT', resolve);
+        process.once('SIGTERM', resolve);
+      });
+      await server.close();
+    });
 
   program
     .command('dev')

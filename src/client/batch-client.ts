@@ -43,6 +43,7 @@ import {
   resolveCalls,
 } from '../shared';
 import { readResultsFile } from '../activities/batch-store';
+import { codecFromEnv } from '../codec/aes-gcm-codec';
 import { estimateBatchCost } from '../activities/estimate-cost';
 import { parseBatchJsonlFile } from './jsonl';
 import { followUpId, followUpsOf, inputOf, outcomesOf, rootOf, type FollowUpMemo } from './follow-up';
@@ -128,7 +129,12 @@ export class MaritacaBatchClient {
         cause: err,
       });
     }
-    const client = new Client({ connection, namespace });
+    const codec = codecFromEnv();
+    const client = new Client({
+      connection,
+      namespace,
+      ...(codec ? { dataConverter: { payloadCodecs: [codec] } } : {}),
+    });
     return new MaritacaBatchClient(
       { client, ...(options.taskQueue ? { taskQueue: options.taskQueue } : {}) },
       connection,
@@ -167,7 +173,7 @@ export class MaritacaBatchClient {
   ): Promise<BatchHandle> {
     const absolute = path.resolve(file);
     const { requests } = await parseBatchJsonlFile(absolute);
-    validateBatchInput({ requests, options });
+    validateBatchInput({ requests, options }, { inline: false });
     const input: BatchInput = { source: { type: 'jsonl', path: absolute, count: requests.length }, options };
     return this.startValidated(
       input,

@@ -1,9 +1,61 @@
-import { batchInputSchema, validateWith, type BatchInput } from '../shared';
+import { estimateMessageTokens } from '../activities/token-estimate';
+import {
+  DEFAULT_MAX_OUTPUT_TOKENS,
+  DEFAULT_MODEL,
+  MODEL_PRICES,
+  batchInputSchema,
+  validateWith,
+  type BatchInput,
+  type InputIssue,
+} from '../shared';
 import { InvalidBatchInputError } from './errors';
 
-/** Validates a whole batch input, throwing {@link InvalidBatchInputError} that names each bad field. */
-export function validateBatchInput(input: unknown): BatchInput {
+/**
+ * Largest inline input accepted: Temporal refuses payloads over 2 MB, and the history must also
+ * hold the rest of the batch.
+ */
+export const INLINE_INPUT_MAX_BYTES = 1536 * 1024;
+
+/**
+ * Validates a whole batch input, throwing {@link InvalidBatchInputError} that names each bad
+ * field. Beyond the schema it refuses a request whose prompt and `max_tokens` cannot fit its
+ * model's context window, and (unless `inline` is false: requests that stay in a file) a batch
+ * too large for a workflow input.
+ */
+export function validateBatchInput(input: unknown, { inline = true }: { inline?: boolean } = {}): BatchInput {
   const result = validateWith(batchInputSchema, input);
   if (!result.ok) throw new InvalidBatchInputError(result.issues);
-  return result.value;
+  const value = result.value;
+  const issues: InputIssue[] = [];
+  (value.requests ?? []).forEach((request, index) => {
+    const model = request.model ?? value.options?.model ?? DEFAULT_MODEL;
+    const window = MODEL_PRICES[model]?.contextWindow;
+    if (!window) return;
+    const maxTokens = request.maxTokens ?? value.options?.maxOutputTokens ?? DEFAULT_MAX_OUTPUT_TOKENS;
+    const promptTokens = estimateMessageTokens(request.messages);
+    if (promptTokens + maxTokens > window) {
+      issues.push({
+        path: `requests[${index}].messages`,
+        message:
+          `about ${promptTokens} prompt tokens plus max_tokens ${maxTokens} exceed ${model}'s context window of ` +
+          `${window} tokens: shorten or split the messages, or lower max_tokens`,
+      });
+    }
+  });
+  if (issues.length > 0) throw new InvalidBatchInputError(issues);
+  if (value.requests && inline) {
+    const bytes = Buffer.byteLength(JSON.stringify(value), 'utf8');
+    if (bytes > INLINE_INPUT_MAX_BYTES) {
+      throw new InvalidBatchInputError([
+        {
+          path: 'requests',
+          message:
+            `the batch is ${(bytes / 1024 / 1024).toFixed(1)} MB, more than a workflow input can carry ` +
+            `(${INLINE_INPUT_MAX_BYTES / 1024 / 1024} MB here, 2 MB in Temporal): write the requests to a JSONL ` +
+            'file and start it by reference with startFromFile (CLI: submit --by-reference)',
+        },
+      ]);
+    }
+  }
+  return value;
 }

@@ -2,6 +2,7 @@ import { SimplePlugin } from '@temporalio/plugin';
 import { Runtime, type Worker, type WorkerOptions, type WorkflowBundleOption } from '@temporalio/worker';
 import { createActivities, type BatchStore, type ProgressListener } from '../activities';
 import { missingSearchAttributes } from '../activities/observability';
+import { AesGcmPayloadCodec, encryptionKeysFromEnv, type EncryptionKeys } from '../codec/aes-gcm-codec';
 import { DEFAULT_MARITACA_BASE_URL, DEFAULT_REQUEST_TIMEOUT_MS } from '../shared';
 
 /** Options of {@link MaritacaBatchPlugin}. Unset values fall back to the environment. */
@@ -26,8 +27,22 @@ export interface MaritacaBatchPluginOptions {
   onProgress?: ProgressListener;
   /** Where large batches page their requests and keep their outcomes (default: JSONL files in `MARITACA_RESULTS_DIR`). */
   store?: BatchStore;
+  /**
+   * Encrypt every payload with AES-256-GCM (default: from `MARITACA_ENCRYPTION_KEY`,
+   * `MARITACA_ENCRYPTION_KEY_ID`, `MARITACA_ENCRYPTION_PREVIOUS_KEYS`); `false` turns it off.
+   * Clients must use the same keys (`MaritacaBatchClient.connect` reads the same variables).
+   */
+  encryption?: EncryptionKeys | false;
   /** Check at start that the namespace has the batch search attributes and say so if not (default true). */
   checkSearchAttributes?: boolean;
+}
+
+function encryptionConverter(encryption: EncryptionKeys | false | undefined): {
+  dataConverter?: { payloadCodecs: AesGcmPayloadCodec[] };
+} {
+  if (encryption === false) return {};
+  const keys = encryption ?? encryptionKeysFromEnv();
+  return keys ? { dataConverter: { payloadCodecs: [new AesGcmPayloadCodec(keys)] } } : {};
 }
 
 /** Path of the module that exports the workflows, resolved so it works from `src/` and `lib/`. */
@@ -62,6 +77,7 @@ export class MaritacaBatchPlugin extends SimplePlugin {
           ...(options.store ? { store: options.store } : {}),
         }),
       ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath }),
+      ...encryptionConverter(options.encryption),
     });
     this.hasApiKey = apiKey !== '' || options.activities !== undefined;
     this.checkSearchAttributes = options.checkSearchAttributes ?? true;

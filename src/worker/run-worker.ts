@@ -1,4 +1,5 @@
-import { NativeConnection, Worker } from '@temporalio/worker';
+import type { Duration } from '@temporalio/common';
+import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { configFromEnv, type EnvironmentConfig } from './config';
 import { MaritacaBatchPlugin } from './plugin';
 
@@ -6,8 +7,21 @@ import { MaritacaBatchPlugin } from './plugin';
 export interface RunWorkerOptions extends Partial<EnvironmentConfig> {
   /** Aborting it shuts the worker down gracefully. */
   signal?: AbortSignal;
+  /**
+   * `host:port` for a Prometheus `/metrics` endpoint with Temporal's runtime metrics (default
+   * `MARITACA_METRICS_ADDRESS`; none when unset). Set before the first worker of the process.
+   */
+  metricsAddress?: string;
+  /** How long calls in flight may take to finish on shutdown before they are cancelled (default 30 s). */
+  shutdownGraceTime?: Duration;
   /** Called once the worker polls its task queue. */
-  onReady?: (info: { address: string; namespace: string; taskQueue: string; baseURL: string }) => void;
+  onReady?: (info: {
+    address: string;
+    namespace: string;
+    taskQueue: string;
+    baseURL: string;
+    metricsAddress: string | undefined;
+  }) => void;
 }
 
 /**
@@ -26,6 +40,10 @@ export async function runWorker(options: RunWorkerOptions = {}): Promise<void> {
   if (!config.apiKey) {
     throw new Error('MARITACA_API_KEY is not set: the worker needs a Maritaca API key to call the API');
   }
+  const metricsAddress = options.metricsAddress ?? process.env.MARITACA_METRICS_ADDRESS?.trim();
+  if (metricsAddress) {
+    Runtime.install({ telemetryOptions: { metrics: { prometheus: { bindAddress: metricsAddress } } } });
+  }
   let connection: NativeConnection;
   try {
     connection = await NativeConnection.connect({ address: config.address });
@@ -38,6 +56,9 @@ export async function runWorker(options: RunWorkerOptions = {}): Promise<void> {
       namespace: config.namespace,
       taskQueue: config.taskQueue,
       plugins: [new MaritacaBatchPlugin({ apiKey: config.apiKey, baseURL: config.baseURL })],
+      // On SIGTERM (which the Temporal runtime turns into a shutdown) calls in flight get this long
+      // to finish; the rest are cancelled and retried by another worker, so nothing is lost.
+      shutdownGraceTime: options.shutdownGraceTime ?? '30 seconds',
     });
     const abort = () => worker.shutdown();
     options.signal?.addEventListener('abort', abort, { once: true });
@@ -47,6 +68,7 @@ export async function runWorker(options: RunWorkerOptions = {}): Promise<void> {
       namespace: config.namespace,
       taskQueue: config.taskQueue,
       baseURL: config.baseURL,
+      metricsAddress,
     });
     await running;
     options.signal?.removeEventListener('abort', abort);

@@ -1,0 +1,103 @@
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import type { Payload, PayloadCodec } from '@temporalio/common';
+import { temporal } from '@temporalio/proto';
+
+/** Metadata `encoding` of a payload this codec encrypted. */
+export const ENCRYPTED_ENCODING = 'binary/encrypted';
+/** Metadata key naming the key that encrypted a payload, so old keys keep decrypting after rotation. */
+export const KEY_ID_METADATA = 'encryption-key-id';
+
+const IV_BYTES = 12;
+const TAG_BYTES = 16;
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** Keys of an {@link AesGcmPayloadCodec}. */
+export interface EncryptionKeys {
+  /** Id of the key new payloads are encrypted with. */
+  keyId: string;
+  /** 32-byte AES-256 key. */
+  key: Uint8Array;
+  /** Earlier keys by id, still used to decrypt what they encrypted. */
+  previousKeys?: Record<string, Uint8Array>;
+}
+
+/**
+ * Encrypts every payload (prompts, answers, results) with AES-256-GCM before it leaves the
+ * process, so Temporal's database holds ciphertext only. Each payload names the key id that
+ * sealed it; rotating means a new `keyId` with the old key moved to `previousKeys`.
+ */
+export class AesGcmPayloadCodec implements PayloadCodec {
+  private readonly keys: Map<string, Uint8Array>;
+
+  constructor(private readonly config: EncryptionKeys) {
+    this.keys = new Map(Object.entries(config.previousKeys ?? {}));
+    this.keys.set(config.keyId, config.key);
+    for (const [id, key] of this.keys) {
+      if (key.length !== 32)
+        throw new Error(`Encryption key "${id}" must be 32 bytes (AES-256), got ${key.length}`);
+    }
+  }
+
+  /** Encrypts each payload whole (metadata included) into a new opaque payload. */
+  async encode(payloads: Payload[]): Promise<Payload[]> {
+    return payloads.map((payload) => {
+      const plain = temporal.api.common.v1.Payload.encode(payload).finish();
+      const iv = randomBytes(IV_BYTES);
+      const cipher = createCipheriv('aes-256-gcm', this.config.key, iv);
+      const sealed = Buffer.concat([iv, cipher.update(plain), cipher.final(), cipher.getAuthTag()]);
+      return {
+        metadata: {
+          encoding: encoder.encode(ENCRYPTED_ENCODING),
+          [KEY_ID_METADATA]: encoder.encode(this.config.keyId),
+        },
+        data: sealed,
+      };
+    });
+  }
+
+  /** Decrypts payloads this codec (or one holding the same keys) encrypted; leaves others as they are. */
+  async decode(payloads: Payload[]): Promise<Payload[]> {
+    return payloads.map((payload) => {
+      const encoding = payload.metadata?.encoding;
+      if (!encoding || decoder.decode(encoding) !== ENCRYPTED_ENCODING) return payload;
+      const idBytes = payload.metadata?.[KEY_ID_METADATA];
+      const keyId = idBytes ? decoder.decode(idBytes) : '';
+      const key = this.keys.get(keyId);
+      if (!key) throw new Error(`No decryption key with id "${keyId}": add it to the previous keys`);
+      const data = Buffer.from(payload.data ?? new Uint8Array());
+      const iv = data.subarray(0, IV_BYTES);
+      const tag = data.subarray(data.length - TAG_BYTES);
+      const body = data.subarray(IV_BYTES, data.length - TAG_BYTES);
+      const decipher = createDecipheriv('aes-256-gcm', key, iv);
+      decipher.setAuthTag(tag);
+      const plain = Buffer.concat([decipher.update(body), decipher.final()]);
+      return temporal.api.common.v1.Payload.decode(plain) as Payload;
+    });
+  }
+}
+
+/**
+ * Keys from the environment: `MARITACA_ENCRYPTION_KEY` (base64, 32 bytes) and
+ * `MARITACA_ENCRYPTION_KEY_ID`, plus `MARITACA_ENCRYPTION_PREVIOUS_KEYS` as `id:base64,id:base64`.
+ * Returns `undefined` when no key is set (payloads stay plain).
+ */
+export function encryptionKeysFromEnv(env: NodeJS.ProcessEnv = process.env): EncryptionKeys | undefined {
+  const key = env.MARITACA_ENCRYPTION_KEY?.trim();
+  if (!key) return undefined;
+  const keyId = env.MARITACA_ENCRYPTION_KEY_ID?.trim() || 'default';
+  const previousKeys: Record<string, Uint8Array> = {};
+  for (const entry of (env.MARITACA_ENCRYPTION_PREVIOUS_KEYS ?? '').split(',').map((e) => e.trim())) {
+    if (!entry) continue;
+    const at = entry.indexOf(':');
+    if (at <= 0) throw new Error('MARITACA_ENCRYPTION_PREVIOUS_KEYS must be a list of id:base64-key');
+    previousKeys[entry.slice(0, at)] = Buffer.from(entry.slice(at + 1), 'base64');
+  }
+  return { keyId, key: Buffer.from(key, 'base64'), previousKeys };
+}
+
+/** The codec from the environment, or `undefined` when encryption is not configured. */
+export function codecFromEnv(env: NodeJS.ProcessEnv = process.env): AesGcmPayloadCodec | undefined {
+  const keys = encryptionKeysFromEnv(env);
+  return keys ? new AesGcmPayloadCodec(keys) : undefined;
+}
