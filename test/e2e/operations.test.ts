@@ -77,10 +77,10 @@ describe('operating the worker: metrics, graceful shutdown, secrets in logs', ()
     expect(await first.exited).toBe(0);
     // The three calls in flight at SIGTERM were allowed to finish, not abandoned.
     expect(fake.stats().byStatus['200']).toBeGreaterThanOrEqual(3);
-    expect((await handle.progress()).completed).toBeGreaterThanOrEqual(3);
 
     const second = worker();
     await second.waitForLine(/Worker polling task queue/);
+    expect((await handle.progress()).completed).toBeGreaterThanOrEqual(3);
     const result = await handle.result();
     expect(result.status).toBe('completed');
     expect(result.results.map((r) => r.id)).toEqual(questions(6).map((q) => q.id));

@@ -94,7 +94,7 @@ describe('payload encryption', () => {
       // What Temporal stored: ciphertext only.
       const plainClient = new Client({ connection });
       const stored = await historyText(plainClient, handle.batchId);
-      expect(stored).toContain('binary/encrypted');
+      expect(stored).toContain(Buffer.from('binary/encrypted').toString('base64'));
       expect(stored).not.toContain(SECRET_PROMPT);
       expect(stored).not.toContain('contrato 4711');
 

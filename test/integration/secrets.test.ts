@@ -36,7 +36,7 @@ describe('the API key stays in the worker', () => {
     expect(errorText).toContain('Invalid API key');
     expect(histories).toContain('Invalid API key');
     expect(histories).toContain('MaritacaAuthenticationError');
-    expect(logs).toContain('Invalid API key');
+    expect(logs).toContain('MaritacaAuthenticationError');
     for (const text of [errorText, histories, logs, JSON.stringify(result)]) {
       expect(text).not.toContain(TEST_API_KEY);
     }
