@@ -12,7 +12,7 @@ export const DEFAULT_MAX_OUTPUT_TOKENS = 1000;
 export const DEFAULT_REQUEST_TIMEOUT_MS = 120_000;
 /** Default retry policy of each call. */
 export const DEFAULT_RETRY = {
-  maximumAttempts: 8,
+  maximumAttempts: 20,
   initialIntervalMs: 1000,
   maximumIntervalMs: 60_000,
   backoffCoefficient: 2,
