@@ -1,8 +1,14 @@
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import net from 'node:net';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { AesGcmPayloadCodec, MaritacaBatchClient, MaritacaBatchPlugin, startCodecServer } from '../../src';
+import { startDevServer } from '../../src/testing/dev-server';
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { questions, startTestContext, type TestContext } from '../helpers/context';
+import { questions, startTestContext, TEST_API_KEY, type TestContext } from '../helpers/context';
 import { waitFor } from '../helpers/wait';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -34,6 +40,15 @@ if (unavailable) {
   console.warn(`\n!!!!!!!!\n!!! SKIPPING the Temporal UI browser tests: ${unavailable}\n!!!!!!!!\n`);
 }
 const describeBrowser = unavailable ? describe.skip : describe;
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
 
 /** The page's text plus the text of its frames (the UI renders markdown details in iframes). */
 async function visibleText(page: Page): Promise<string> {
@@ -137,5 +152,67 @@ describeBrowser('watching and approving a batch in the Temporal UI (headless Chr
     expect(finalText).toMatch(/8[/⁄]8 \(100%\)/);
     expect(finalText).toMatch(/Cost: spent R\$ 0\.\d+ · approved R\$ 0\.\d+/);
     await page.screenshot({ path: path.join(ARTIFACTS, 'current-details-completed.png'), fullPage: true });
+  }, 180_000);
+
+  test('an encrypted batch shows its decoded input in the UI of a dev server started with --ui-codec-endpoint', async () => {
+    const keys = { keyId: 'ui', key: randomBytes(32) };
+    const token = 'ui-codec-token';
+    const uiPort = await freePort();
+    const uiOrigin = `http://127.0.0.1:${uiPort}`;
+    const codecServer = await startCodecServer({
+      codec: new AesGcmPayloadCodec(keys),
+      token,
+      uiOrigin,
+      port: 0,
+    });
+    const server = await startDevServer({
+      port: await freePort(),
+      uiPort,
+      extraArgs: ['--ui-codec-endpoint', `${codecServer.url}/${token}`],
+    });
+    const nativeConnection = await NativeConnection.connect({ address: server.address });
+    const worker = await Worker.create({
+      connection: nativeConnection,
+      taskQueue: 'ui-codec',
+      plugins: [
+        new MaritacaBatchPlugin({
+          apiKey: TEST_API_KEY,
+          baseURL: ctx.fake.url,
+          workflowBundle: { codePath: process.env.TEST_WORKFLOW_BUNDLE! },
+          encryption: keys,
+        }),
+      ],
+    });
+    const running = worker.run();
+    const connection = await Connection.connect({ address: server.address });
+    try {
+      const batches = new MaritacaBatchClient({
+        client: new Client({ connection, dataConverter: { payloadCodecs: [new AesGcmPayloadCodec(keys)] } }),
+        taskQueue: 'ui-codec',
+      });
+      const secret = 'Pergunta sigilosa sobre o projeto Jacarandá';
+      const handle = await batches.start([{ id: 'sigilo', messages: [{ role: 'user', content: secret }] }]);
+      await waitFor(
+        () => handle.progress(),
+        (p) => p.status === 'awaiting_approval',
+      );
+      await page.goto(`${uiOrigin}/namespaces/default/workflows/${handle.batchId}`, { waitUntil: 'load' });
+      const text = await waitFor(
+        () => visibleText(page),
+        (t) => t.includes(secret),
+        { what: 'the decoded input in the UI', timeoutMs: 60_000 },
+      );
+      expect(text).toContain('sigilo');
+      await page.screenshot({ path: path.join(ARTIFACTS, 'decoded-input.png'), fullPage: true });
+      await handle.reject('test over');
+      await handle.result();
+    } finally {
+      worker.shutdown();
+      await running;
+      await nativeConnection.close();
+      await connection.close();
+      await server.stop();
+      await codecServer.close();
+    }
   }, 180_000);
 });
