@@ -24,6 +24,7 @@ const ROOT = path.join(__dirname, '..');
 const CLI = path.join(ROOT, 'bin', 'maritaca-batch.js');
 const PYTHON = path.join(ROOT, '.tools', 'bin', 'python');
 const KEY = 'bench-key';
+const LANGCHAIN_MARITACA_VERSION = '0.4.1';
 
 const { values } = parseArgs({ options: { full: { type: 'boolean', default: false } } });
 const FULL = values.full;
@@ -114,7 +115,7 @@ async function main() {
   const openai = new OpenAI({ apiKey: KEY, baseURL: fake.url, maxRetries: 0 });
   const call = (r) =>
     openai.chat.completions.create({ model: 'sabia-4', messages: r.messages, max_tokens: r.maxTokens });
-  const hasPython = existsSync(PYTHON) && pythonHasLangchain();
+  const hasPython = pythonHasLangchain();
   const report = { window: {}, overhead: {}, rate: {}, estimate: {} };
 
   try {
@@ -264,13 +265,35 @@ async function main() {
   writeResults(report, startedAt);
 }
 
+/** The seed library in the tools venv, installed from PyPI when missing (like the Temporal CLI). */
 function pythonHasLangchain() {
+  const has = () => {
+    try {
+      execFileSync(PYTHON, ['-c', 'import langchain_maritaca'], { stdio: 'ignore' });
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (existsSync(PYTHON) && has()) return true;
   try {
-    execFileSync(PYTHON, ['-c', 'import langchain_maritaca'], { stdio: 'ignore' });
-    return true;
-  } catch {
+    if (!existsSync(PYTHON))
+      execFileSync(process.env.PYTHON ?? 'python3', ['-m', 'venv', path.join(ROOT, '.tools')]);
+    console.log(
+      `Installing langchain-maritaca==${LANGCHAIN_MARITACA_VERSION} into .tools for the comparison ...`,
+    );
+    execFileSync(
+      PYTHON,
+      ['-m', 'pip', 'install', '--quiet', `langchain-maritaca==${LANGCHAIN_MARITACA_VERSION}`],
+      {
+        stdio: 'inherit',
+      },
+    );
+  } catch (err) {
+    console.warn(`langchain-maritaca could not be installed (${err.message}); its row is skipped`);
     return false;
   }
+  return has();
 }
 
 function writeResults(report, startedAt) {
