@@ -9,22 +9,8 @@ import {
 const USAGE_EXIT_CODE = 2;
 const DEFAULT_PORT = 8090;
 
-interface FakeServerFlags {
-  port: number;
-  host: string;
-  apiKey?: string;
-  latencyMs?: number;
-  latencyMedianMs?: number;
-  latencyP99Ms?: number;
-  errorRate500?: number;
-  errorRate429?: number;
-  retryAfterSeconds?: number;
-  hangRate?: number;
-  rpm?: number;
-  replyTokens?: 'max' | number;
-  seed?: number;
-  cachedTokensRate?: number;
-}
+/** The flags are the server's own options, with port and host always set by their defaults. */
+type FakeServerFlags = FakeMaritacaOptions & { port: number; host: string };
 
 /** Commander reports these as "option '--x <v>' argument 'y' is invalid. <message>", naming the flag. */
 function invalid(message: string): InvalidArgumentError {
