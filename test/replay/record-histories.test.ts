@@ -16,6 +16,31 @@ const run = promisify(execFile);
 const recording = process.env.RECORD_HISTORIES === '1';
 const describeRecording = recording ? describe : describe.skip;
 
+const ROOT = path.join(__dirname, '..', '..');
+const JSON_PLAIN = Buffer.from('json/plain').toString('base64');
+
+/**
+ * Keeps paths of the recording machine out of the fixtures: stack traces go, and the repository
+ * path inside payloads (results files) becomes `<repo>`. Replay compares commands, not these.
+ */
+function sanitize(node: unknown): unknown {
+  if (Array.isArray(node)) return node.map(sanitize);
+  if (typeof node === 'string') return node.split(ROOT).join('<repo>');
+  if (typeof node !== 'object' || node === null) return node;
+  const object = node as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(object)) {
+    if (key === 'stackTrace') out[key] = '';
+    else out[key] = sanitize(value);
+  }
+  const metadata = object.metadata as Record<string, unknown> | undefined;
+  if (metadata?.encoding === JSON_PLAIN && typeof object.data === 'string') {
+    const text = Buffer.from(object.data, 'base64').toString('utf8').split(ROOT).join('<repo>');
+    out.data = Buffer.from(text, 'utf8').toString('base64');
+  }
+  return out;
+}
+
 describeRecording('recording replay fixtures', () => {
   let ctx: TestContext;
 
@@ -51,7 +76,10 @@ describeRecording('recording replay fixtures', () => {
         ],
         { maxBuffer: 64 * 1024 * 1024 },
       );
-      writeFileSync(path.join(FIXTURES, `${shape}-${++n}.json`), stdout);
+      writeFileSync(
+        path.join(FIXTURES, `${shape}-${++n}.json`),
+        JSON.stringify(sanitize(JSON.parse(stdout)), null, 1),
+      );
     }
   }
 
