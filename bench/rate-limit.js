@@ -11,17 +11,7 @@ const { parseArgs } = require('node:util');
 const { Client, Connection } = require('@temporalio/client');
 const { DefaultLogger, NativeConnection, Runtime, Worker } = require('@temporalio/worker');
 const { MaritacaBatchClient, MaritacaBatchPlugin } = require('../lib');
-const { startDevServer, startFakeMaritaca } = require('../lib/testing');
-
-async function freePort() {
-  const net = require('node:net');
-  return new Promise((resolve) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
+const { freePort, startDevServer, startFakeMaritaca } = require('../lib/testing');
 
 async function main() {
   const { values } = parseArgs({

@@ -18,7 +18,7 @@ const OpenAI = require('openai').default;
 const pLimit = require('p-limit');
 const { Client, Connection } = require('@temporalio/client');
 const { MaritacaBatchClient, estimateBatchCost, estimateInputOf } = require('../lib');
-const { startDevServer, startFakeMaritaca } = require('../lib/testing');
+const { freePort, startDevServer, startFakeMaritaca } = require('../lib/testing');
 
 const ROOT = path.join(__dirname, '..');
 const CLI = path.join(ROOT, 'bin', 'maritaca-batch.js');
@@ -47,16 +47,6 @@ const SIZES = FULL
       rateMinutes: 2,
       estimate: 100_000,
     };
-
-async function freePort() {
-  const net = require('node:net');
-  return new Promise((resolve) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** CPU time (user + system) a process has used, in milliseconds (Linux). */
 function cpuMs(pid) {

@@ -15,19 +15,9 @@ const path = require('node:path');
 const { parseArgs } = require('node:util');
 const { Client, Connection } = require('@temporalio/client');
 const { MaritacaBatchClient, toJsonlInputLines } = require('../lib');
-const { startDevServer, startFakeMaritaca } = require('../lib/testing');
+const { freePort, startDevServer, startFakeMaritaca } = require('../lib/testing');
 
 const CLI = path.join(__dirname, '..', 'bin', 'maritaca-batch.js');
-
-async function freePort() {
-  const net = require('node:net');
-  return new Promise((resolve) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** Current resident set of a process (Linux), in MiB. */
 function rssMiB(pid) {

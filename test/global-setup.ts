@@ -1,22 +1,10 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { BATCH_SEARCH_ATTRIBUTES } from '../src/shared/search-attributes';
+import { freePort } from '../src/testing/dev-server';
 import { ensureTemporalCli } from '../src/testing/temporal-cli';
-
-/** A TCP port nothing listens on right now. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /**
  * Starts one real Temporal dev server for the whole run and bundles the workflows once; test

@@ -1,11 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { MaritacaBatchClient, type BatchResult } from '../../src';
-import { startDevServer, type RunningDevServer } from '../../src/testing/dev-server';
+import { freePort, startDevServer, type RunningDevServer } from '../../src/testing/dev-server';
 import { startFakeMaritaca, type FakeMaritacaServer } from '../../src/testing/fake-maritaca';
 import { spawnCli, type Spawned } from '../helpers/processes';
 import { waitFor } from '../helpers/wait';
@@ -26,15 +25,6 @@ function killPoints(seed: number, count: number, total: number): number[] {
   return Array.from({ length: count }, (_, i) =>
     Math.floor(total * ((i + 1) / (count + 1) + (next() - 0.5) * 0.1)),
   );
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 const requests = (n: number) =>

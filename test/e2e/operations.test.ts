@@ -1,22 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import net from 'node:net';
 import { Client, Connection } from '@temporalio/client';
 import { MaritacaBatchClient } from '../../src';
 import { startFakeMaritaca, type FakeMaritacaServer } from '../../src/testing/fake-maritaca';
 import { questions } from '../helpers/context';
+import { freePort } from '../../src/testing/dev-server';
 import { spawnCli, type Spawned } from '../helpers/processes';
 import { waitFor } from '../helpers/wait';
 
 const KEY = 'sk-operations-secret-31337';
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 describe('operating the worker: metrics, graceful shutdown, secrets in logs', () => {
   let fake: FakeMaritacaServer;

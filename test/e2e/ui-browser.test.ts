@@ -1,10 +1,9 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import net from 'node:net';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { AesGcmPayloadCodec, MaritacaBatchClient, MaritacaBatchPlugin, startCodecServer } from '../../src';
-import { startDevServer } from '../../src/testing/dev-server';
+import { freePort, startDevServer } from '../../src/testing/dev-server';
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -40,15 +39,6 @@ if (unavailable) {
   console.warn(`\n!!!!!!!!\n!!! SKIPPING the Temporal UI browser tests: ${unavailable}\n!!!!!!!!\n`);
 }
 const describeBrowser = unavailable ? describe.skip : describe;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** The page's text plus the text of its frames (the UI renders markdown details in iframes). */
 async function visibleText(page: Page): Promise<string> {
