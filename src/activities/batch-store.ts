@@ -96,8 +96,14 @@ export function createJsonlFileStore(options: JsonlFileStoreOptions = {}): Batch
       const text = outcomes.map((o) => JSON.stringify(o)).join('\n') + '\n';
       const previous = appendQueues.get(ref.path) ?? Promise.resolve();
       const next = previous.then(async () => {
-        await mkdir(path.dirname(ref.path), { recursive: true });
-        await appendFile(ref.path, text);
+        try {
+          await appendFile(ref.path, text);
+        } catch (err) {
+          // The folder is made on the first write only, not checked on every call's hot path.
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+          await mkdir(path.dirname(ref.path), { recursive: true });
+          await appendFile(ref.path, text);
+        }
       });
       appendQueues.set(
         ref.path,
