@@ -1,15 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { Client } from '@temporalio/client';
 import {
   AesGcmPayloadCodec,
   MaritacaBatchClient,
-  MaritacaBatchPlugin,
   startCodecServer,
   type RunningCodecServer,
 } from '../../src';
-import { startFakeMaritaca, type FakeMaritacaServer } from '../../src/testing/fake-maritaca';
-import { questions, TEST_API_KEY } from '../helpers/context';
+import { questions, startTestContext, type TestContext } from '../helpers/context';
 import { historyText } from '../helpers/history';
 
 const oldKey = randomBytes(32);
@@ -33,32 +30,12 @@ describe('payload encryption', () => {
   });
 
   describe('a batch with encrypted payloads', () => {
-    let fake: FakeMaritacaServer;
-    let worker: Worker;
-    let running: Promise<void>;
-    let nativeConnection: NativeConnection;
-    let connection: Connection;
+    let ctx: TestContext;
     let codecServer: RunningCodecServer;
-    const taskQueue = `encrypted-${Date.now()}`;
     const keys = { keyId: 'k2', key: newKey, previousKeys: { k1: oldKey } };
 
     beforeAll(async () => {
-      fake = await startFakeMaritaca({ apiKey: TEST_API_KEY });
-      nativeConnection = await NativeConnection.connect({ address: process.env.TEST_TEMPORAL_ADDRESS! });
-      worker = await Worker.create({
-        connection: nativeConnection,
-        taskQueue,
-        plugins: [
-          new MaritacaBatchPlugin({
-            apiKey: TEST_API_KEY,
-            baseURL: fake.url,
-            workflowBundle: { codePath: process.env.TEST_WORKFLOW_BUNDLE! },
-            encryption: keys,
-          }),
-        ],
-      });
-      running = worker.run();
-      connection = await Connection.connect({ address: process.env.TEST_TEMPORAL_ADDRESS! });
+      ctx = await startTestContext({}, { encryption: keys });
       codecServer = await startCodecServer({
         codec: new AesGcmPayloadCodec(keys),
         token: 'codec-token-123',
@@ -67,19 +44,18 @@ describe('payload encryption', () => {
       });
     });
     afterAll(async () => {
-      worker?.shutdown();
-      await running;
-      await nativeConnection?.close();
-      await connection?.close();
-      await fake?.close();
+      await ctx?.close();
       await codecServer?.close();
     });
 
     test('prompts and answers are unreadable in history without the key; the codec server decodes with the token', async () => {
       const codec = new AesGcmPayloadCodec(keys);
       const batches = new MaritacaBatchClient({
-        client: new Client({ connection, dataConverter: { payloadCodecs: [codec] } }),
-        taskQueue,
+        client: new Client({
+          connection: ctx.temporal.connection,
+          dataConverter: { payloadCodecs: [codec] },
+        }),
+        taskQueue: ctx.taskQueue,
       });
       const requests = [
         { id: 'secret', messages: [{ role: 'user' as const, content: SECRET_PROMPT }] },
@@ -92,7 +68,7 @@ describe('payload encryption', () => {
       );
 
       // What Temporal stored: ciphertext only.
-      const plainClient = new Client({ connection });
+      const plainClient = ctx.temporal;
       const stored = await historyText(plainClient, handle.batchId);
       expect(stored).toContain(Buffer.from('binary/encrypted').toString('base64'));
       expect(stored).not.toContain(SECRET_PROMPT);
