@@ -8,6 +8,7 @@ import {
   outcomesOf,
   type BatchHandle,
 } from '../client';
+import { countJsonlRequests } from '../activities/batch-store';
 import { parseBatchJsonlFile, toOpenAIBatchOutput } from '../client/jsonl';
 import {
   DEFAULT_MAX_OUTPUT_TOKENS,
@@ -167,7 +168,12 @@ export function registerBatchCommands(program: Command): void {
         },
         command: Command,
       ) => {
-        const { requests } = await parseBatchJsonlFile(file);
+        // A large file stays where it is and the workers read it page by page; the client then
+        // parses it once, in startFromFile, instead of here as well.
+        const count = await countJsonlRequests(file);
+        const { size } = await stat(file);
+        const byReference = opts.byReference || count > INLINE_RESULTS_MAX || size > INLINE_FILE_MAX_BYTES;
+        const requests = byReference ? undefined : (await parseBatchJsonlFile(file)).requests;
         const options: BatchOptions = {
           returnExceptions: !opts.failFast,
           ...(opts.model ? { model: opts.model } : {}),
@@ -177,14 +183,10 @@ export function registerBatchCommands(program: Command): void {
           ...(opts.approvalTimeout ? { approvalTimeout: opts.approvalTimeout } : {}),
         };
         await withClient(command, async (batches) => {
-          const { size } = await stat(file);
-          // A large file stays where it is and the workers read it page by page.
-          const byReference =
-            opts.byReference || requests.length > INLINE_RESULTS_MAX || size > INLINE_FILE_MAX_BYTES;
           const startOptions = opts.id ? { batchId: opts.id } : {};
-          const handle = byReference
-            ? await batches.startFromFile(file, options, startOptions)
-            : await batches.start(requests, options, startOptions);
+          const handle = requests
+            ? await batches.start(requests, options, startOptions)
+            : await batches.startFromFile(file, options, startOptions);
           let progress = await handle.progress();
           while (progress.status === 'estimating') {
             await new Promise((resolve) => setTimeout(resolve, 100));
@@ -196,7 +198,7 @@ export function registerBatchCommands(program: Command): void {
               status: progress.status,
               estimate: progress.estimate,
             });
-          console.log(`Started batch ${handle.batchId} (${requests.length} requests)`);
+          console.log(`Started batch ${handle.batchId} (${count} requests)`);
           if (progress.estimate) console.log(`Estimate: at most ${brl(progress.estimate.totalCost)}`);
           if (progress.status === 'awaiting_approval') {
             console.log(`Waiting for approval: maritaca-batch approve ${handle.batchId} [--budget BRL]`);
