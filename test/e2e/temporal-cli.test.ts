@@ -20,6 +20,21 @@ describe('any Temporal client can drive a batch', () => {
     const address = process.env.TEST_TEMPORAL_ADDRESS!;
     temporal = async (...args) => (await run(cli, [...args, '--address', address])).stdout;
   });
+  /** `temporal workflow start` of a batch, exactly as another SDK's service would send it. */
+  const startBatch = (workflowId: string, input: unknown) =>
+    temporal(
+      'workflow',
+      'start',
+      '--type',
+      'maritacaBatch',
+      '--task-queue',
+      ctx.taskQueue,
+      '--workflow-id',
+      workflowId,
+      '--input',
+      JSON.stringify(input),
+    );
+
   afterAll(async () => {
     await ctx?.close();
   });
@@ -33,18 +48,7 @@ describe('any Temporal client can drive a batch', () => {
       ],
       options: { model: 'sabiazinho-4', maxConcurrency: 2 },
     };
-    await temporal(
-      'workflow',
-      'start',
-      '--type',
-      'maritacaBatch',
-      '--task-queue',
-      ctx.taskQueue,
-      '--workflow-id',
-      workflowId,
-      '--input',
-      JSON.stringify(input),
-    );
+    await startBatch(workflowId, input);
     const query = async (): Promise<BatchProgress> => {
       const out = await temporal(
         'workflow',
@@ -89,18 +93,7 @@ describe('any Temporal client can drive a batch', () => {
   test('a workflow started with bad input fails at once, naming the field', async () => {
     ctx.fake.reset();
     const workflowId = `temporal-cli-bad-${Date.now()}`;
-    await temporal(
-      'workflow',
-      'start',
-      '--type',
-      'maritacaBatch',
-      '--task-queue',
-      ctx.taskQueue,
-      '--workflow-id',
-      workflowId,
-      '--input',
-      JSON.stringify({ requests: [{ messages: [{ role: 'robot', content: 'x' }] }] }),
-    );
+    await startBatch(workflowId, { requests: [{ messages: [{ role: 'robot', content: 'x' }] }] });
     const failure = await temporal('workflow', 'result', '--workflow-id', workflowId, '-o', 'json').then(
       (stdout) => stdout,
       (err: { stdout?: string; stderr?: string }) => `${err.stdout ?? ''}${err.stderr ?? ''}`,
