@@ -68,11 +68,59 @@ export default tseslint.config(
                 '../worker',
                 '../cli',
                 '../testing',
+                '../store/**',
+                '../store',
                 'openai',
                 'commander',
                 'cli-progress',
               ],
               message: 'Workflow code may import only @temporalio/workflow and src/shared.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    // Layers point one way: shared <- store <- activities and client <- worker and cli.
+    files: ['src/store/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: [
+                '../activities',
+                '../activities/**',
+                '../client',
+                '../client/**',
+                '../worker',
+                '../worker/**',
+                '../cli',
+                '../cli/**',
+                '../testing',
+                '../testing/**',
+              ],
+              message:
+                'The store sits below the activities and the client: it may import only shared (and the codec).',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['src/activities/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['../client', '../client/**', '../worker', '../worker/**', '../cli', '../cli/**'],
+              message:
+                'Activities never import client, worker or CLI code; shared code belongs in src/store or src/shared.',
             },
           ],
         },

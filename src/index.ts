@@ -13,10 +13,6 @@ export {
   estimateMessageTokens,
   estimateTextTokens,
   retryAfterMs,
-  createJsonlFileStore,
-  countJsonlRequests,
-  defaultResultsDir,
-  readResultsFile,
 } from './activities';
 export type {
   ActivityDependencies,
@@ -24,7 +20,23 @@ export type {
   PostProgressInput,
   ProgressEvent,
   ProgressListener,
-  BatchStore,
-  JsonlFileStoreOptions,
 } from './activities';
+export {
+  collectOutcomes,
+  countJsonlRequests,
+  createBatchStore,
+  createFileObjectStorage,
+  createS3ObjectStorage,
+  defaultStoreUrl,
+  storeFromEnv,
+  storeFromUrl,
+  StoreAccessError,
+} from './store';
+export type {
+  BatchStore,
+  BatchStoreOptions,
+  ObjectStorage,
+  S3ObjectStorageOptions,
+  StoreFromUrlOptions,
+} from './store';
 export * from './codec';

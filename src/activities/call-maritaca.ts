@@ -1,7 +1,7 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import OpenAI from 'openai';
-import type { BatchStore } from './batch-store';
+import type { BatchStore } from '../store';
 import {
   FailureTypes,
   priceOf,

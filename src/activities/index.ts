@@ -1,5 +1,13 @@
-import type { LoadPageInput, LoadPageOutput, RequestOutcome, ResultsRef } from '../shared';
-import { createJsonlFileStore, type BatchStore } from './batch-store';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import {
+  FailureTypes,
+  type LoadPageInput,
+  type LoadPageOutput,
+  type RequestOutcome,
+  type ResultsRef,
+} from '../shared';
+import { StoreAccessError, storeFromEnv, type BatchStore } from '../store';
 import { createCallMaritaca, type MaritacaConnectionOptions } from './call-maritaca';
 import { estimateRequests, loadRequestPage, type CountedEstimate, type EstimateRequestsInput } from './pages';
 import { createObservabilityActivities, type ProgressListener } from './observability';
@@ -8,8 +16,28 @@ import { createObservabilityActivities, type ProgressListener } from './observab
 export interface ActivityDependencies extends MaritacaConnectionOptions {
   /** Called with every progress snapshot of batches that set `progressWebhook` (or `notifyProgress`). */
   onProgress?: ProgressListener;
-  /** Where large batches page their requests and keep their outcomes (default: JSONL files). */
+  /** Where large batches page their requests and keep their outcomes (default: {@link storeFromEnv}). */
   store?: BatchStore;
+}
+
+/**
+ * Runs a store operation; a permanent store refusal (no such object, access denied) becomes a
+ * non-retryable failure naming the object and the store's own words, so the batch stops at once
+ * instead of retrying what cannot succeed.
+ */
+async function storeCall<T>(operation: () => Promise<T>): Promise<T> {
+  try {
+    return await operation();
+  } catch (err) {
+    if (err instanceof StoreAccessError && err.permanent) {
+      throw ApplicationFailure.create({
+        type: FailureTypes.StoreUnreadable,
+        message: err.message,
+        nonRetryable: true,
+      });
+    }
+    throw err;
+  }
 }
 
 /**
@@ -20,23 +48,31 @@ export interface ActivityDependencies extends MaritacaConnectionOptions {
  * const activities = createActivities({ apiKey: process.env.MARITACA_API_KEY!, baseURL: 'https://chat.maritaca.ai/api' });
  */
 export function createActivities(deps: ActivityDependencies) {
-  const store = deps.store ?? createJsonlFileStore();
+  const store = deps.store ?? storeFromEnv();
   return {
     /** Estimates the batch's cost from inline requests or a whole source file. */
     async estimateCost(input: EstimateRequestsInput): Promise<CountedEstimate> {
-      return estimateRequests(store, input);
+      return storeCall(() => estimateRequests(store, input));
     },
     /** Resolves and prices the next page of requests. */
     async loadPage(input: LoadPageInput): Promise<LoadPageOutput> {
-      return loadRequestPage(store, input);
+      return storeCall(() => loadRequestPage(store, input));
     },
-    /** Where this batch's outcomes go when they are kept off the history. */
+    /** Where this batch's outcomes go when they are kept off the history (one place per run that asks). */
     async resultsRef(batchId: string): Promise<ResultsRef> {
-      return store.resultsRefFor(batchId);
+      return store.resultsRefFor(batchId, Context.current().info.workflowExecution?.runId);
     },
-    /** Appends outcomes the workflow holds (failures, or an inline batch switching to the store). */
+    /** Writes outcomes the workflow holds (failures, or an inline batch switching to the store). */
     async appendOutcomes(input: { results: ResultsRef; outcomes: RequestOutcome[] }): Promise<void> {
-      await store.appendOutcomes(input.results, input.outcomes);
+      await storeCall(() => store.appendOutcomes(input.results, input.outcomes));
+    },
+    /** Folds the outcomes of a finished page into one object. */
+    async compactOutcomes(input: {
+      results: ResultsRef;
+      startIndex: number;
+      endIndex: number;
+    }): Promise<void> {
+      await storeCall(() => store.compactOutcomes(input.results, input.startIndex, input.endIndex));
     },
     callMaritaca: createCallMaritaca({ ...deps, store }),
     ...createObservabilityActivities(deps.onProgress),
@@ -47,12 +83,4 @@ export { estimateBatchCost } from './estimate-cost';
 export { retryAfterMs, type MaritacaConnectionOptions } from './call-maritaca';
 export { estimateMessageTokens, estimateTextTokens } from './token-estimate';
 export { type PostProgressInput, type ProgressEvent, type ProgressListener } from './observability';
-export {
-  createJsonlFileStore,
-  countJsonlRequests,
-  defaultResultsDir,
-  readResultsFile,
-  type BatchStore,
-  type JsonlFileStoreOptions,
-} from './batch-store';
 export type { CountedEstimate, EstimateRequestsInput } from './pages';

@@ -11,7 +11,7 @@ import {
   type LoadPageOutput,
   type RequestSource,
 } from '../shared';
-import type { BatchStore } from './batch-store';
+import type { BatchStore } from '../store';
 import { estimateBatchCost } from './estimate-cost';
 
 /** Requests read per page when a source is estimated in one pass. */

@@ -1,15 +1,23 @@
-import { stat, writeFile } from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { once } from 'node:events';
+import { SingleBar, Presets } from 'cli-progress';
 import { WorkflowExecutionStatusName } from '@temporalio/client';
 import { InvalidArgumentError, type Command } from 'commander';
 import {
   BatchNotFoundError,
+  BatchRequestFailedError,
   BatchUpdateRefusedError,
   MaritacaBatchClient,
   outcomesOf,
   type BatchHandle,
 } from '../client';
-import { countJsonlRequests } from '../activities/batch-store';
-import { parseBatchJsonlFile, toOpenAIBatchOutput } from '../client/jsonl';
+import {
+  countJsonlRequests,
+  parseBatchJsonlFile,
+  toOpenAIBatchOutput,
+  toOpenAIBatchOutputLine,
+} from '../store';
 import {
   DEFAULT_MAX_OUTPUT_TOKENS,
   DEFAULT_MODEL,
@@ -130,7 +138,10 @@ export function registerBatchCommands(program: Command): void {
 
   program
     .command('submit')
-    .argument('<file>', 'JSONL file: OpenAI Batch API input lines or {"id","messages","model"?} lines')
+    .argument(
+      '<file>',
+      'JSONL file (OpenAI Batch API input lines or {"id","messages","model"?} lines), or an s3:// / file:// URL of one already in the store',
+    )
     .description('validate a batch file and start a batch; it waits for approval unless auto-approved')
     .option('--model <model>', `default model for lines that name none (default ${DEFAULT_MODEL})`)
     .option('--concurrency <n>', 'calls in flight at once (default 5)', positiveInteger)
@@ -148,7 +159,7 @@ export function registerBatchCommands(program: Command): void {
     .option('--fail-fast', 'fail the whole batch on the first request that exhausts its retries')
     .option(
       '--by-reference',
-      `leave the requests in the file for the workers to read (automatic above ${INLINE_RESULTS_MAX} requests or 512 KiB)`,
+      `upload the file to the batch store for the workers to page (automatic above ${INLINE_RESULTS_MAX} requests or 512 KiB)`,
     )
     .option('--id <batchId>', 'batch id (workflow id); default generated')
     .option('--json', 'print {batchId, estimate} as one JSON object')
@@ -168,11 +179,13 @@ export function registerBatchCommands(program: Command): void {
         },
         command: Command,
       ) => {
-        // A large file stays where it is and the workers read it page by page; the client then
-        // parses it once, in startFromFile, instead of here as well.
-        const count = await countJsonlRequests(file);
-        const { size } = await stat(file);
-        const byReference = opts.byReference || count > INLINE_RESULTS_MAX || size > INLINE_FILE_MAX_BYTES;
+        const fromObject = /^(s3|file):\/\//.test(file);
+        // A large file goes to the store and the workers page it; the client then parses it once,
+        // in startFromFile, instead of here as well.
+        const count = fromObject ? undefined : await countJsonlRequests(file);
+        const size = fromObject ? 0 : (await stat(file)).size;
+        const byReference =
+          fromObject || opts.byReference || (count ?? 0) > INLINE_RESULTS_MAX || size > INLINE_FILE_MAX_BYTES;
         const requests = byReference ? undefined : (await parseBatchJsonlFile(file)).requests;
         const options: BatchOptions = {
           returnExceptions: !opts.failFast,
@@ -184,13 +197,25 @@ export function registerBatchCommands(program: Command): void {
         };
         await withClient(command, async (batches) => {
           const startOptions = opts.id ? { batchId: opts.id } : {};
-          const handle = requests
-            ? await batches.start(requests, options, startOptions)
-            : await batches.startFromFile(file, options, startOptions);
-          let progress = await handle.progress();
-          while (progress.status === 'estimating') {
-            await new Promise((resolve) => setTimeout(resolve, 100));
-            progress = await handle.progress();
+          let handle: BatchHandle;
+          if (requests) handle = await batches.start(requests, options, startOptions);
+          else if (fromObject) handle = await batches.startFromObject(file, options, startOptions);
+          else {
+            const bar = uploadBar(opts.json === true);
+            try {
+              handle = await batches.startFromFile(file, options, {
+                ...startOptions,
+                onUploadProgress: (sent, total) => bar?.update(sent, total),
+              });
+            } finally {
+              bar?.stop();
+            }
+          }
+          const progress = await waitWhileEstimating(handle);
+          if (progress.status === 'failed') {
+            throw new CliError(
+              `batch ${handle.batchId} failed: ${progress.failure ?? 'see the Temporal UI'}`,
+            );
           }
           if (opts.json)
             return printJson({
@@ -198,7 +223,7 @@ export function registerBatchCommands(program: Command): void {
               status: progress.status,
               estimate: progress.estimate,
             });
-          console.log(`Started batch ${handle.batchId} (${count} requests)`);
+          console.log(`Started batch ${handle.batchId} (${progress.total} requests)`);
           if (progress.estimate) console.log(`Estimate: at most ${brl(progress.estimate.totalCost)}`);
           if (progress.status === 'awaiting_approval') {
             console.log(`Waiting for approval: maritaca-batch approve ${handle.batchId} [--budget BRL]`);
@@ -346,12 +371,13 @@ export function registerBatchCommands(program: Command): void {
               const key = JSON.stringify({ ...progress, updatedAt: undefined });
               if (key !== last) print(progress);
               last = key;
-              if (FINAL_STATUSES.includes(progress.status)) return;
+              if (FINAL_STATUSES.includes(progress.status)) return failedBatch(batchId, progress);
               await new Promise((resolve) => setTimeout(resolve, opts.interval));
             }
           }
           const final = await watchBatch(handle, { intervalMs: opts.interval });
           console.log(`${batchId}: ${progressLine(final)}`);
+          failedBatch(batchId, final);
         });
       },
     );
@@ -366,20 +392,57 @@ export function registerBatchCommands(program: Command): void {
       await withClient(command, async (batches) => {
         const handle = batches.getHandle(batchId);
         await handle.progress();
-        const { status, outcomes } = opts.merged
-          ? await batches
-              .mergedResults(batchId)
-              .then((m) => ({ status: `merged from ${m.batchIds.join(', ')}`, outcomes: m.results }))
-          : await outcomesOf(handle);
-        const text = toOpenAIBatchOutput(outcomes, batchId);
-        const failed = outcomes.filter((o) => !o.ok).length;
-        if (opts.output) await writeFile(opts.output, text);
-        else process.stdout.write(text);
+        const out = opts.output ? createWriteStream(opts.output) : process.stdout;
+        const write = async (text: string): Promise<void> => {
+          if (!out.write(text)) await once(out, 'drain');
+        };
+        let count = 0;
+        let failed = 0;
+        let status: string;
+        if (opts.merged) {
+          const merged = await batches.mergedResults(batchId);
+          status = `merged from ${merged.batchIds.join(', ')}`;
+          await write(toOpenAIBatchOutput(merged.results, batchId));
+          count = merged.results.length;
+          failed = merged.results.filter((o) => !o.ok).length;
+        } else {
+          try {
+            // Streamed from the store: a 100,000-request batch is written without holding it whole.
+            for await (const outcome of handle.outcomes()) {
+              await write(toOpenAIBatchOutputLine(outcome, batchId) + '\n');
+              count++;
+              if (!outcome.ok) failed++;
+            }
+            status = (await handle.progress()).status;
+          } catch (err) {
+            if (!(err instanceof BatchRequestFailedError) || count > 0) throw err;
+            const stored = await outcomesOf(handle);
+            status = stored.status;
+            await write(toOpenAIBatchOutput(stored.outcomes, batchId));
+            count = stored.outcomes.length;
+            failed = stored.outcomes.filter((o) => !o.ok).length;
+          }
+        }
+        if (opts.output) {
+          out.end();
+          await once(out, 'finish');
+        }
         process.stderr.write(
-          `Batch ${batchId} ${status}: ${outcomes.length} result(s), ${failed} failed` +
+          `Batch ${batchId} ${status}: ${count} result(s), ${failed} failed` +
             (opts.output ? `, written to ${opts.output}` : '') +
             '\n',
         );
+      });
+    });
+
+  program
+    .command('purge')
+    .argument('<batchId>')
+    .description("delete a finished batch's objects from the store (uploaded requests and outcomes)")
+    .action(async (batchId: string, _opts: unknown, command: Command) => {
+      await withClient(command, async (batches) => {
+        const deleted = await batches.purge(batchId);
+        console.log(`Deleted ${deleted} object(s) of batch ${batchId} from ${batches.store.url}`);
       });
     });
 
@@ -432,6 +495,49 @@ export function registerBatchCommands(program: Command): void {
         if (shown === 0 && !opts.json) console.log('No batches found.');
       });
     });
+}
+
+/** A bar for the upload of a batch file, on a terminal only (a pipe gets nothing to parse around). */
+function uploadBar(json: boolean): { update(sent: number, total: number): void; stop(): void } | undefined {
+  if (json || !process.stderr.isTTY) return undefined;
+  const bar = new SingleBar(
+    {
+      format: 'Uploading {bar} {percentage}% | {value}/{total} bytes',
+      stream: process.stderr,
+      hideCursor: true,
+    },
+    Presets.shades_classic,
+  );
+  let started = false;
+  return {
+    update(sent, total) {
+      if (!started) bar.start(total, 0);
+      started = true;
+      bar.update(sent);
+    },
+    stop: () => started && bar.stop(),
+  };
+}
+
+/**
+ * Waits until the batch has its estimate, backing off from 100 ms to 2 s between reads, and
+ * ends as soon as the batch does (a batch whose input cannot be read fails while estimating).
+ */
+async function waitWhileEstimating(handle: BatchHandle): Promise<BatchProgress> {
+  let delay = 100;
+  for (;;) {
+    const progress = await handle.progress();
+    if (progress.status !== 'estimating') return progress;
+    await new Promise((resolve) => setTimeout(resolve, delay));
+    delay = Math.min(2000, delay * 2);
+  }
+}
+
+/** Ends the command with the batch's own reason when its workflow failed. */
+function failedBatch(batchId: string, progress: BatchProgress): void {
+  if (progress.status === 'failed' && progress.failure) {
+    throw new CliError(`batch ${batchId} failed: ${progress.failure}`);
+  }
 }
 
 /** Status and counts of a batch: queried while it runs, read from its result once it ended. */

@@ -12,7 +12,7 @@ export class CliError extends Error {
 }
 
 /** Statuses after which a batch changes no more. */
-export const FINAL_STATUSES: readonly string[] = ['completed', 'rejected', 'expired', 'failed', 'cancelled'];
+export { FINAL_STATUSES } from '../shared';
 
 /** Formats BRL with enough decimals for the tiny amounts single calls cost. */
 export const brl = formatBrl;

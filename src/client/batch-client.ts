@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import {
   Client,
@@ -15,6 +16,7 @@ import {
   DEFAULT_TASK_QUEUE,
   markdownBrl,
   FailureTypes,
+  FINAL_STATUSES,
   WORKFLOW_TYPE,
   approveBudgetSchema,
   approveBudgetUpdate,
@@ -42,10 +44,17 @@ import {
   estimateInputOf,
   resolveCalls,
 } from '../shared';
-import { readResultsFile } from '../activities/batch-store';
 import { codecFromEnv } from '../codec/aes-gcm-codec';
 import { estimateBatchCost } from '../activities/estimate-cost';
-import { parseBatchJsonlFile } from './jsonl';
+import {
+  InvalidBatchFileError,
+  collectOutcomes,
+  parseBatchJsonl,
+  parseBatchJsonlFile,
+  sourceUrl,
+  storeFromEnv,
+  type BatchStore,
+} from '../store';
 import { followUpId, followUpsOf, inputOf, outcomesOf, rootOf, type FollowUpMemo } from './follow-up';
 import { validateBatchInput } from './validate';
 import {
@@ -73,6 +82,11 @@ export interface MaritacaBatchClientOptions {
   client?: Client;
   /** Task queue the batch workers listen on (default `TEMPORAL_TASK_QUEUE`, then `maritaca-batch`). */
   taskQueue?: string;
+  /**
+   * Where uploaded requests and stored outcomes live: the same store the workers use (default
+   * {@link storeFromEnv}: `MARITACA_STORE_URL`, `MARITACA_S3_ENDPOINT`, the encryption keys).
+   */
+  store?: BatchStore;
 }
 
 /** Options of {@link MaritacaBatchClient.connect}; unset values come from the environment. */
@@ -83,12 +97,16 @@ export interface ConnectOptions {
   namespace?: string;
   /** Task queue (default `TEMPORAL_TASK_QUEUE`, then `maritaca-batch`). */
   taskQueue?: string;
+  /** The batch store (default {@link storeFromEnv}). */
+  store?: BatchStore;
 }
 
 /** Per-start options that are not part of the workflow input. */
 export interface StartOptions {
   /** Workflow id of the batch; default `maritaca-batch-<uuid>`. Starting an id already running fails. */
   batchId?: string;
+  /** Hears the upload of a batch file to the store: bytes read so far and the file's size. */
+  onUploadProgress?: (sent: number, total: number) => void;
 }
 
 /**
@@ -109,11 +127,14 @@ export class MaritacaBatchClient {
   readonly client: Client;
   /** Task queue batches are started on. */
   readonly taskQueue: string;
+  /** Where uploaded requests and stored outcomes live. */
+  readonly store: BatchStore;
   private readonly ownedConnection: Connection | undefined;
 
   constructor(options: MaritacaBatchClientOptions & { client: Client }, ownedConnection?: Connection) {
     this.client = options.client;
     this.taskQueue = options.taskQueue ?? process.env.TEMPORAL_TASK_QUEUE ?? DEFAULT_TASK_QUEUE;
+    this.store = options.store ?? storeFromEnv();
     this.ownedConnection = ownedConnection;
   }
 
@@ -136,7 +157,11 @@ export class MaritacaBatchClient {
       ...(codec ? { dataConverter: { payloadCodecs: [codec] } } : {}),
     });
     return new MaritacaBatchClient(
-      { client, ...(options.taskQueue ? { taskQueue: options.taskQueue } : {}) },
+      {
+        client,
+        ...(options.taskQueue ? { taskQueue: options.taskQueue } : {}),
+        ...(options.store ? { store: options.store } : {}),
+      },
       connection,
     );
   }
@@ -161,10 +186,15 @@ export class MaritacaBatchClient {
   }
 
   /**
-   * Starts a batch whose requests stay in a JSONL file (OpenAI batch input or short form) that the
-   * workers read page by page: for batches too large for a workflow input. The whole file is
-   * validated here first (an {@link InvalidBatchFileError} lists every bad line); the path must be
-   * readable by the workers (same machine or a shared volume).
+   * Starts a batch from a local JSONL file (OpenAI batch input or short form) of any size: the
+   * whole file is validated here first (an {@link InvalidBatchFileError} lists every bad line),
+   * then uploaded to the batch store (multipart on S3, sealed when encryption is on), and the
+   * workers page it from there, so they need no access to this machine's disk.
+   *
+   * @example
+   * const handle = await batches.startFromFile('perguntas.jsonl', { model: 'sabiazinho-4' }, {
+   *   onUploadProgress: (sent, total) => console.log(`${sent}/${total} bytes`),
+   * });
    */
   async startFromFile(
     file: string,
@@ -174,7 +204,52 @@ export class MaritacaBatchClient {
     const absolute = path.resolve(file);
     const { requests } = await parseBatchJsonlFile(absolute);
     validateBatchInput({ requests, options }, { inline: false });
-    const input: BatchInput = { source: { type: 'jsonl', path: absolute, count: requests.length }, options };
+    const batchId = start.batchId ?? newBatchId();
+    const { size } = await stat(absolute);
+    const url = await this.store.putRequests(batchId, absolute, (sent) =>
+      start.onUploadProgress?.(sent, size),
+    );
+    const input: BatchInput = { source: { type: 'jsonl', url, count: requests.length }, options };
+    try {
+      return await this.startValidated(
+        input,
+        requests.length,
+        estimateBatchCost(estimateInputOf(requests, options)),
+        { ...start, batchId },
+      );
+    } catch (err) {
+      // Nothing started, so nothing will ever read the upload.
+      await this.store.purge(batchId).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /**
+   * Starts a batch from a JSONL object already in the store's reach (`s3://bucket/key`, or
+   * `file:///path` on a volume every worker mounts) without copying it: it is read once here to
+   * validate every line and count the requests, then the workers page it with ranged reads.
+   * An object that cannot be read is refused before anything starts, naming it and quoting the
+   * store's error.
+   *
+   * @example
+   * const handle = await batches.startFromObject('s3://my-bucket/input/2026-11-29.jsonl');
+   */
+  async startFromObject(
+    url: string,
+    options: BatchOptions = {},
+    start: StartOptions = {},
+  ): Promise<BatchHandle> {
+    await this.store.checkReadable(url);
+    let requests: BatchRequest[];
+    try {
+      requests = parseBatchJsonl(await this.store.readRequestsText(url)).requests;
+    } catch (err) {
+      if (err instanceof InvalidBatchFileError)
+        throw new InvalidBatchFileError(err.problems, err.totalProblems, url);
+      throw err;
+    }
+    validateBatchInput({ requests, options }, { inline: false });
+    const input: BatchInput = { source: { type: 'jsonl', url, count: requests.length }, options };
     return this.startValidated(
       input,
       requests.length,
@@ -183,13 +258,28 @@ export class MaritacaBatchClient {
     );
   }
 
+  /**
+   * Deletes every object the store holds for a batch that has ended (its uploaded requests and
+   * its outcomes) and returns how many there were. Objects you put in the bucket yourself (a
+   * file given to {@link startFromObject}) are kept. Refused while the batch runs.
+   */
+  async purge(batchId: string): Promise<number> {
+    const progress = await this.getHandle(batchId).progress();
+    if (!FINAL_STATUSES.includes(progress.status)) {
+      throw new MaritacaBatchError(
+        `batch ${batchId} has not ended (status: ${progress.status}); cancel it first or wait for it to end`,
+      );
+    }
+    return this.store.purge(batchId);
+  }
+
   private async startValidated(
     input: BatchInput,
     count: number,
     estimate: { totalCost: number; maxCost: number; totalInputTokens: number; totalOutputTokens: number },
     start: StartOptions,
   ): Promise<BatchHandle> {
-    const batchId = start.batchId ?? `maritaca-batch-${randomUUID()}`;
+    const batchId = start.batchId ?? newBatchId();
     const model = input.options?.model ?? DEFAULT_MODEL;
     const handle = await this.client.workflow.start(WORKFLOW_TYPE, {
       taskQueue: this.taskQueue,
@@ -204,7 +294,7 @@ export class MaritacaBatchClient {
           : '**Approval:** `approve` signal or `approveBudget` update',
       ].join('\n\n'),
     });
-    return new BatchHandle(handle as WorkflowHandle);
+    return new BatchHandle(handle as WorkflowHandle, this.store);
   }
 
   /**
@@ -312,7 +402,8 @@ export class MaritacaBatchClient {
     const { outcomes } = await outcomesOf(original);
     const succeeded = new Set(outcomes.filter((o) => o.ok).map((o) => o.id));
     const input = await inputOf(this.client, batchId);
-    const originalRequests = input.requests ?? (await parseBatchJsonlFile(input.source!.path)).requests;
+    const originalRequests =
+      input.requests ?? parseBatchJsonl(await this.store.readRequestsText(sourceUrl(input.source!))).requests;
     const requests = resolveCalls(originalRequests, input.options).flatMap((call, index) =>
       succeeded.has(call.requestId) ? [] : [{ ...originalRequests[index]!, id: call.requestId }],
     );
@@ -329,7 +420,7 @@ export class MaritacaBatchClient {
       memo: { ...memo },
       staticSummary: `Maritaca batch: retry ${n} of ${root}, ${requests.length} request(s)`,
     });
-    return new BatchHandle(handle as WorkflowHandle);
+    return new BatchHandle(handle as WorkflowHandle, this.store);
   }
 
   /**
@@ -355,7 +446,7 @@ export class MaritacaBatchClient {
 
   /** A handle to an existing batch by its id (no call is made until you use it). */
   getHandle(batchId: string): BatchHandle {
-    return new BatchHandle(this.client.workflow.getHandle(batchId));
+    return new BatchHandle(this.client.workflow.getHandle(batchId), this.store);
   }
 
   /** Closes the connection if this client opened it. */
@@ -364,9 +455,16 @@ export class MaritacaBatchClient {
   }
 }
 
+function newBatchId(): string {
+  return `maritaca-batch-${randomUUID()}`;
+}
+
 /** Drives one batch: read its estimate and progress, approve or reject it, wait for its result. */
 export class BatchHandle {
-  constructor(private readonly workflow: WorkflowHandle) {}
+  constructor(
+    private readonly workflow: WorkflowHandle,
+    private readonly store: BatchStore = storeFromEnv(),
+  ) {}
 
   /** The underlying Temporal workflow handle (for queries and signals by name). */
   get workflowHandle(): WorkflowHandle {
@@ -383,9 +481,48 @@ export class BatchHandle {
     return this.call(() => this.workflow.query(estimateQuery));
   }
 
-  /** Where the batch stands (status, counts, costs). */
+  /**
+   * Where the batch stands (status, counts, costs). A batch whose workflow failed, was terminated
+   * or timed out reports `failed` with the reason in `failure`, whatever phase it was in, so a
+   * loop that waits for a final status always ends.
+   */
   async progress(): Promise<BatchProgress> {
-    return this.call(() => this.workflow.query(progressQuery));
+    const progress = await this.call(() => this.workflow.query(progressQuery));
+    if (FINAL_STATUSES.includes(progress.status)) return progress;
+    const { status } = await this.call(() => this.workflow.describe());
+    if (status.name === 'RUNNING' || status.name === 'CONTINUED_AS_NEW') return progress;
+    if (status.name === 'CANCELLED') return { ...progress, status: 'cancelled', inFlight: 0 };
+    if (status.name === 'COMPLETED')
+      return { ...progress, status: (await this.resultWithoutOutcomes()).status };
+    return { ...progress, status: 'failed', inFlight: 0, failure: await this.failureReason(status.name) };
+  }
+
+  /** Why the workflow closed without a result (its failure's message, or how it was closed). */
+  private async failureReason(closedAs: string): Promise<string> {
+    try {
+      await this.workflow.result();
+      return `the workflow closed as ${closedAs.toLowerCase()}`;
+    } catch (err) {
+      if (err instanceof WorkflowFailedError) {
+        const cause = err.cause;
+        const message = cause?.message || err.message;
+        return closedAs === 'FAILED' ? message : `${closedAs.toLowerCase().replace('_', ' ')}: ${message}`;
+      }
+      return (err as Error).message;
+    }
+  }
+
+  /**
+   * Every outcome, in input order, one at a time: large batches are streamed from the store, so
+   * memory stays flat whatever the size. Waits for the batch to end, like {@link result}.
+   *
+   * @example
+   * for await (const outcome of handle.outcomes()) if (!outcome.ok) console.log(outcome.id, outcome.error.message);
+   */
+  async *outcomes(): AsyncGenerator<RequestOutcome> {
+    const result = await this.resultWithoutOutcomes();
+    if (result.resultsRef) yield* this.store.readOutcomes(result.resultsRef);
+    else yield* result.results;
   }
 
   /** Approves the budget (default: the estimate's total). A bad budget throws before anything is sent. */
@@ -445,11 +582,22 @@ export class BatchHandle {
    * {@link BatchRequestFailedError} when a request failed and `returnExceptions` was false.
    */
   async result(): Promise<BatchResult> {
+    const result = await this.resultWithoutOutcomes();
+    // Large batches keep their outcomes in the store; read them back in input order.
+    if (result.resultsRef)
+      return { ...result, results: await collectOutcomes(this.store.readOutcomes(result.resultsRef)) };
+    return result;
+  }
+
+  /** Outcomes a failed batch wrote to the store before it failed, in input order. */
+  async storedOutcomes(ref: ResultsRef): Promise<RequestOutcome[]> {
+    return collectOutcomes(this.store.readOutcomes(ref));
+  }
+
+  /** The workflow's own result: large batches' outcomes are left in the store (`resultsRef`). */
+  private async resultWithoutOutcomes(): Promise<BatchResult> {
     try {
-      const result = (await this.call(() => this.workflow.result())) as BatchResult;
-      // Large batches keep their outcomes in the results store; read them back in input order.
-      if (result.resultsRef) return { ...result, results: await readResultsFile(result.resultsRef) };
-      return result;
+      return (await this.call(() => this.workflow.result())) as BatchResult;
     } catch (err) {
       if (err instanceof WorkflowFailedError) {
         const cause = err.cause;

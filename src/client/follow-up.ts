@@ -1,7 +1,6 @@
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { decodeFromPayloadsAtIndex } from '@temporalio/common/lib/internal-non-workflow';
 import { completionsQuery, type BatchInput, type RequestOutcome } from '../shared';
-import { readResultsFile } from '../activities/batch-store';
 import type { BatchHandle } from './batch-client';
 import { BatchRequestFailedError, MaritacaBatchError } from './errors';
 
@@ -27,7 +26,7 @@ export async function outcomesOf(
     return { status: result.status, outcomes: result.results };
   } catch (err) {
     if (!(err instanceof BatchRequestFailedError)) throw err;
-    if (err.resultsRef) return { status: 'failed', outcomes: await readResultsFile(err.resultsRef) };
+    if (err.resultsRef) return { status: 'failed', outcomes: await handle.storedOutcomes(err.resultsRef) };
     const outcomes: RequestOutcome[] = [];
     let from = 0;
     for (;;) {

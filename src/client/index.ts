@@ -8,5 +8,5 @@ export {
 export * from './errors';
 export { estimateSeedInputs, type SeedBatchOptions, type SeedInput } from './seed-helpers';
 export { validateBatchInput } from './validate';
-export * from './jsonl';
+export * from '../store/jsonl';
 export { followUpId, outcomesOf, type FollowUpMemo } from './follow-up';

@@ -1,6 +1,9 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import type { Payload, PayloadCodec } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
+import { encryptionKeysFromEnv, type EncryptionKeys } from './keys';
+
+export { encryptionKeysFromEnv, type EncryptionKeys } from './keys';
 
 /** Metadata `encoding` of a payload this codec encrypted. */
 export const ENCRYPTED_ENCODING = 'binary/encrypted';
@@ -11,16 +14,6 @@ const IV_BYTES = 12;
 const TAG_BYTES = 16;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-
-/** Keys of an {@link AesGcmPayloadCodec}. */
-export interface EncryptionKeys {
-  /** Id of the key new payloads are encrypted with. */
-  keyId: string;
-  /** 32-byte AES-256 key. */
-  key: Uint8Array;
-  /** Earlier keys by id, still used to decrypt what they encrypted. */
-  previousKeys?: Record<string, Uint8Array>;
-}
 
 /**
  * Encrypts every payload (prompts, answers, results) with AES-256-GCM before it leaves the
@@ -75,25 +68,6 @@ export class AesGcmPayloadCodec implements PayloadCodec {
       return temporal.api.common.v1.Payload.decode(plain) as Payload;
     });
   }
-}
-
-/**
- * Keys from the environment: `MARITACA_ENCRYPTION_KEY` (base64, 32 bytes) and
- * `MARITACA_ENCRYPTION_KEY_ID`, plus `MARITACA_ENCRYPTION_PREVIOUS_KEYS` as `id:base64,id:base64`.
- * Returns `undefined` when no key is set (payloads stay plain).
- */
-export function encryptionKeysFromEnv(env: NodeJS.ProcessEnv = process.env): EncryptionKeys | undefined {
-  const key = env.MARITACA_ENCRYPTION_KEY?.trim();
-  if (!key) return undefined;
-  const keyId = env.MARITACA_ENCRYPTION_KEY_ID?.trim() || 'default';
-  const previousKeys: Record<string, Uint8Array> = {};
-  for (const entry of (env.MARITACA_ENCRYPTION_PREVIOUS_KEYS ?? '').split(',').map((e) => e.trim())) {
-    if (!entry) continue;
-    const at = entry.indexOf(':');
-    if (at <= 0) throw new Error('MARITACA_ENCRYPTION_PREVIOUS_KEYS must be a list of id:base64-key');
-    previousKeys[entry.slice(0, at)] = Buffer.from(entry.slice(at + 1), 'base64');
-  }
-  return { keyId, key: Buffer.from(key, 'base64'), previousKeys };
 }
 
 /** The codec from the environment, or `undefined` when encryption is not configured. */

@@ -1,3 +1,5 @@
+import type { BatchStatus } from './types';
+
 /** Workflow type name other SDKs and the `temporal` CLI start. */
 export const WORKFLOW_TYPE = 'maritacaBatch';
 /** Task queue the worker listens on unless `TEMPORAL_TASK_QUEUE` says otherwise. */
@@ -22,6 +24,16 @@ export const DEFAULT_RETRY = {
 export const INLINE_RESULTS_MAX = 1000;
 /** Default bound on the events of one run (`historyEventLimit`); the batch continues as new before it. */
 export const DEFAULT_HISTORY_EVENT_LIMIT = 10_000;
+
+/** Statuses a batch never leaves: it has ended (or, for a closed run, how it ended). */
+export const FINAL_STATUSES: readonly BatchStatus[] = [
+  'completed',
+  'rejected',
+  'expired',
+  'failed',
+  'cancelled',
+  'budget_exhausted',
+];
 
 /** Signal, query and update names: part of the public contract. */
 export const MessageNames = {

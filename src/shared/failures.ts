@@ -21,6 +21,8 @@ export const FailureTypes = {
   InvalidInput: 'MaritacaBatchInvalidInput',
   /** A request exhausted its retries and `returnExceptions` was false; fails the batch. */
   RequestFailed: 'MaritacaBatchRequestFailed',
+  /** The batch store cannot serve an object (missing, or access denied); not retried. */
+  StoreUnreadable: 'MaritacaBatchStoreUnreadable',
 } as const;
 
 /** Any value of {@link FailureTypes}. */
@@ -32,6 +34,7 @@ export const NON_RETRYABLE_FAILURE_TYPES: readonly string[] = [
   FailureTypes.AuthenticationError,
   FailureTypes.InvalidResponse,
   FailureTypes.InvalidInput,
+  FailureTypes.StoreUnreadable,
 ];
 
 /** Details attached to a `callMaritaca` failure, so the workflow can report status and attempts. */

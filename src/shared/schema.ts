@@ -84,8 +84,15 @@ export const batchInputSchema = z
     source: z
       .object({
         type: z.literal('jsonl'),
-        path: z.string().min(1),
+        url: z
+          .string()
+          .regex(/^(s3|file):\/\/./, { error: 'must be an s3:// or file:// URL' })
+          .optional(),
+        path: z.string().min(1).optional(),
         count: z.number().int().positive({ error: 'must count at least one request' }),
+      })
+      .refine((source) => (source.url === undefined) !== (source.path === undefined), {
+        error: 'give the source url (or, from earlier versions, a path), not both',
       })
       .optional(),
     options: batchOptionsSchema.optional(),

@@ -164,6 +164,8 @@ export interface BatchProgress {
   paused: boolean;
   /** 429 answers seen so far. */
   rateLimitedResponses: number;
+  /** Why the batch failed, when its workflow failed, was terminated or timed out (set by the client). */
+  failure?: string;
 }
 
 /** What the `maritacaBatch` workflow returns. */
@@ -238,21 +240,22 @@ export interface CompletionsPage {
 
 /** Requests read page by page from outside the workflow input (large batches). */
 export interface RequestSource {
-  /** A JSONL file (OpenAI batch input lines or short-form lines) the workers can read. */
+  /** A JSONL file (OpenAI batch input lines or short-form lines), possibly sealed line by line. */
   type: 'jsonl';
-  /** Absolute path, as the worker sees it. */
-  path: string;
+  /** Where it is, as every worker can read it: `s3://bucket/key` or `file:///path`. */
+  url?: string;
+  /** Absolute path on the workers' disk: how batches started by earlier versions name their file. */
+  path?: string;
   /** Requests in the file (counted when the batch was submitted). */
   count: number;
 }
 
 /** Where a batch's outcomes live when they are kept off the workflow history. */
-export interface ResultsRef {
-  /** An append-only JSONL file, one outcome per line; a request's latest line wins. */
-  type: 'jsonl';
-  /** Absolute path, as the worker that wrote it sees it. */
-  path: string;
-}
+export type ResultsRef =
+  /** One object per outcome under `url`, folded into one object per page once the page is done. */
+  | { type: 'objects'; url: string }
+  /** An append-only JSONL file on the worker's disk (batches started by earlier versions). */
+  | { type: 'jsonl'; path: string };
 
 /** One request of a page, resolved and priced. */
 export interface PageItem {
@@ -311,4 +314,6 @@ export interface CarriedState {
   retryQueue: PageItem[];
   priorAttempts: Record<string, number>;
   results: ResultsRef;
+  /** Pages whose requests are not all settled, with how many are (absent in runs of earlier versions). */
+  openPages?: { start: number; end: number; settled: number }[];
 }

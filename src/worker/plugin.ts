@@ -1,6 +1,7 @@
 import { SimplePlugin } from '@temporalio/plugin';
 import { Runtime, type Worker, type WorkerOptions, type WorkflowBundleOption } from '@temporalio/worker';
-import { createActivities, type BatchStore, type ProgressListener } from '../activities';
+import { createActivities, type ProgressListener } from '../activities';
+import { storeFromEnv, type BatchStore } from '../store';
 import { missingSearchAttributes } from '../activities/observability';
 import { AesGcmPayloadCodec, encryptionKeysFromEnv, type EncryptionKeys } from '../codec/aes-gcm-codec';
 import { DEFAULT_MARITACA_BASE_URL, DEFAULT_REQUEST_TIMEOUT_MS } from '../shared';
@@ -25,7 +26,7 @@ export interface MaritacaBatchPluginOptions {
    * `notifyProgress`, in the worker process (e.g. to forward to Slack or a dashboard).
    */
   onProgress?: ProgressListener;
-  /** Where large batches page their requests and keep their outcomes (default: JSONL files in `MARITACA_RESULTS_DIR`). */
+  /** Where large batches page their requests and keep their outcomes (default: `MARITACA_STORE_URL`, see `storeFromEnv`). */
   store?: BatchStore;
   /**
    * Encrypt every payload with AES-256-GCM (default: from `MARITACA_ENCRYPTION_KEY`,
@@ -74,7 +75,13 @@ export class MaritacaBatchPlugin extends SimplePlugin {
           baseURL,
           requestTimeoutMs: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
           ...(options.onProgress ? { onProgress: options.onProgress } : {}),
-          ...(options.store ? { store: options.store } : {}),
+          // Outcomes and uploads are sealed with the same keys as the payloads (or left plain likewise).
+          store:
+            options.store ??
+            storeFromEnv(
+              process.env,
+              options.encryption === undefined ? {} : { encryption: options.encryption },
+            ),
         }),
       ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath }),
       ...encryptionConverter(options.encryption),

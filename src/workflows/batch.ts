@@ -9,6 +9,7 @@ import {
   continueAsNew,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setCurrentDetails,
@@ -85,6 +86,8 @@ const TIMER_SUMMARY: Record<Exclude<WaitingFor, null>, string> = {
 const COST_EPSILON = 1e-9;
 /** Requests resolved and priced per `loadPage` call; the workflow holds at most two pages. */
 const PAGE_SIZE = 500;
+/** Patch id: finished pages of stored outcomes are folded into one object each (earlier versions did not). */
+const COMPACT_PAGES_PATCH = 'compact-result-pages';
 /** Events a run may still add after deciding to continue as new (draining, handlers, the end). */
 const HISTORY_MARGIN_EVENTS = 200;
 
@@ -126,10 +129,12 @@ export async function maritacaBatch(input: BatchInput): Promise<BatchResult> {
   const maximumAttempts = options.retry?.maximumAttempts ?? DEFAULT_RETRY.maximumAttempts;
   const limits = options.rateLimit;
 
-  const { estimateCost, loadPage, resultsRef, appendOutcomes } = proxyActivities<Activities>({
-    startToCloseTimeout: '5 minutes',
-    retry: { maximumAttempts: 5 },
-  });
+  const { estimateCost, loadPage, resultsRef, appendOutcomes, compactOutcomes } = proxyActivities<Activities>(
+    {
+      startToCloseTimeout: '5 minutes',
+      retry: { maximumAttempts: 5 },
+    },
+  );
   const callOptions: ActivityOptions = {
     startToCloseTimeout: requestTimeoutMs + ACTIVITY_TIMEOUT_MARGIN_MS,
     heartbeatTimeout: '10 seconds',
@@ -210,6 +215,11 @@ export async function maritacaBatch(input: BatchInput): Promise<BatchResult> {
   const pages: { startIndex: number; byteOffset: number; end: number }[] = [];
   let nextPage = { startIndex: resume?.pageStartIndex ?? 0, byteOffset: resume?.byteOffset ?? 0 };
   let loading = false;
+  // Pages whose requests are not all settled yet; a page is compacted in the store once they are.
+  const openPages: { start: number; end: number; settled: number }[] = resume?.openPages ?? [];
+  let compacting = 0;
+  // Pages settled while outcomes were still kept inline: compacted if the batch moves them to the store.
+  const pagesSettledInline: { start: number; end: number }[] = [];
 
   const requestsPerMinute = (): number | null => {
     if (state.runningSince === null) return null;
@@ -440,6 +450,14 @@ export async function maritacaBatch(input: BatchInput): Promise<BatchResult> {
 
   try {
     return await runBatch();
+  } catch (err) {
+    // A query on the closed run then says how it ended, not the phase it was in.
+    if (!isCancellation(err)) {
+      state.status = 'failed';
+      state.waitingFor = null;
+      refreshDetails(true);
+    }
+    throw err;
   } finally {
     if (progressUpdates) {
       // The last word goes out whatever the throttle says, so watchers see how it ended.
@@ -490,6 +508,7 @@ export async function maritacaBatch(input: BatchInput): Promise<BatchResult> {
 
     // --- Run ------------------------------------------------------------------------------------
     if (storeResults && !results) results = await resultsRef(workflowInfo().workflowId);
+    const compactPages = patched(COMPACT_PAGES_PATCH);
     state.runningSince ??= Date.now();
     setStatus('running');
     // Every Maritaca call runs in this scope, so a fatal failure can cancel the ones still in flight.
@@ -516,6 +535,9 @@ export async function maritacaBatch(input: BatchInput): Promise<BatchResult> {
         });
         const end = page.startIndex + output.items.length;
         pages.push({ ...page, end });
+        if (!openPages.some((p) => p.start === page.startIndex) && end > page.startIndex) {
+          openPages.push({ start: page.startIndex, end, settled: 0 });
+        }
         // A resumed run re-reads the page it stopped in; requests started before are skipped.
         buffer.push(...output.items.filter((item) => item.index >= state.nextIndex));
         nextPage = { startIndex: end, byteOffset: output.nextByteOffset ?? 0 };
@@ -567,6 +589,33 @@ export async function maritacaBatch(input: BatchInput): Promise<BatchResult> {
       await appendOutcomes({ results: results!, outcomes: [outcome] });
     };
 
+    const compactPage = (page: { start: number; end: number }): void => {
+      compacting += 1;
+      compactOutcomes({ results: results!, startIndex: page.start, endIndex: page.end })
+        .catch((err: unknown) =>
+          // Uncompacted outcomes stay readable one by one; only the object count suffers.
+          log.warn('Could not compact a page of outcomes', {
+            start: page.start,
+            error: (err as Error).message,
+          }),
+        )
+        .finally(() => {
+          compacting -= 1;
+          touch();
+        });
+    };
+    /** Counts a request as settled for good; its page is compacted once all of its requests are. */
+    const settle = (index: number): void => {
+      const at = openPages.findIndex((p) => index >= p.start && index < p.end);
+      if (at === -1) return;
+      const page = openPages[at]!;
+      page.settled += 1;
+      if (page.settled < page.end - page.start) return;
+      openPages.splice(at, 1);
+      if (!storeResults) pagesSettledInline.push(page);
+      else if (compactPages && results?.type === 'objects') compactPage(page);
+    };
+
     const runRequest = async (item: PageItem): Promise<void> => {
       const { call, index } = item;
       try {
@@ -588,6 +637,7 @@ export async function maritacaBatch(input: BatchInput): Promise<BatchResult> {
         }
         delete priorAttempts[index];
         state.succeeded += 1;
+        settle(index);
         state.actualCost = addCosts(state.actualCost, output.cost);
         state.window = adaptWindow(state.window, state.maxConcurrency, 'success');
         // Count what the call really used against the minute, not what it might have used.
@@ -632,6 +682,7 @@ export async function maritacaBatch(input: BatchInput): Promise<BatchResult> {
             error: (writeError as Error).message,
           });
         }
+        settle(index);
         if (!options.returnExceptions && !fatal) {
           fatal = { id: call.requestId, index, error, attempts: attemptsSoFar };
           callScope.cancel();
@@ -708,7 +759,7 @@ export async function maritacaBatch(input: BatchInput): Promise<BatchResult> {
           break;
         }
       }
-      await condition(() => state.inFlight === 0 && !loading);
+      await condition(() => state.inFlight === 0 && !loading && compacting === 0);
     } catch (err) {
       if (!isCancellation(err)) throw err;
       cancelled = true;
@@ -742,6 +793,11 @@ export async function maritacaBatch(input: BatchInput): Promise<BatchResult> {
         results = await resultsRef(workflowInfo().workflowId);
         await appendOutcomes({ results, outcomes: outcomes.filter((o): o is RequestOutcome => o !== null) });
         storeResults = true;
+        if (compactPages && results.type === 'objects') {
+          // Pages finished while the outcomes were still inline were never compacted: do it now.
+          for (const page of pagesSettledInline) compactPage(page);
+          await condition(() => compacting === 0);
+        }
       }
       await condition(allHandlersFinished);
       const cursor = pages[0] ?? nextPage;
@@ -768,6 +824,7 @@ export async function maritacaBatch(input: BatchInput): Promise<BatchResult> {
         retryQueue,
         priorAttempts,
         results: results!,
+        openPages,
       };
       // Inline requests travel again (they are the input); a source is re-read from the cursor.
       return continueAsNew<typeof maritacaBatch>({

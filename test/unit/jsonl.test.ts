@@ -9,12 +9,12 @@ import {
   toJsonlInputLines,
   toOpenAIBatchOutput,
   toOpenAIBatchOutputLine,
-} from '../../src/client/jsonl';
+} from '../../src/store/jsonl';
 import {
   InvalidBatchFileError,
   type BatchFileProblem,
-} from '../../src/client/errors/invalid-batch-file-error';
-import { MaritacaBatchError } from '../../src/client/errors/maritaca-batch-error';
+} from '../../src/store/errors/invalid-batch-file-error';
+import { MaritacaBatchError } from '../../src/store/errors/maritaca-batch-error';
 import { KNOWN_MODELS, type BatchRequest, type RequestOutcome } from '../../src/shared';
 
 const FIXTURES = path.join(__dirname, '..', 'fixtures');

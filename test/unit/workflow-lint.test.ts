@@ -59,3 +59,43 @@ describe('lint keeps workflow code deterministic', () => {
     expect(messages).toEqual([]);
   });
 });
+
+describe('lint keeps the layers pointing one way', () => {
+  test('activities may not import client, worker or CLI code', async () => {
+    const messages = await lint(
+      [
+        "import { MaritacaBatchClient } from '../client';",
+        "import { parseBatchJsonl } from '../client/jsonl';",
+        "import { runWorker } from '../worker';",
+        "import { storeFromEnv } from '../store';",
+        'export const all = [MaritacaBatchClient, parseBatchJsonl, runWorker, storeFromEnv];',
+        '',
+      ].join('\n'),
+      'src/activities/probe.ts',
+    );
+    expect(messages).toHaveLength(3);
+  });
+
+  test('the store may import only shared and the codec', async () => {
+    const messages = await lint(
+      [
+        "import { createActivities } from '../activities';",
+        "import { MaritacaBatchClient } from '../client';",
+        "import { FailureTypes } from '../shared';",
+        "import { createLineSealer } from '../codec/sealed-lines';",
+        'export const all = [createActivities, MaritacaBatchClient, FailureTypes, createLineSealer];',
+        '',
+      ].join('\n'),
+      'src/store/probe.ts',
+    );
+    expect(messages).toHaveLength(2);
+  });
+
+  test('workflows may not reach the store at run time', async () => {
+    const messages = await lint(
+      "import { storeFromEnv } from '../store';\nexport const x = storeFromEnv;\n",
+      'src/workflows/probe.ts',
+    );
+    expect(messages).toHaveLength(1);
+  });
+});

@@ -1,4 +1,4 @@
-import { MaritacaBatchError } from './maritaca-batch-error';
+import { MaritacaBatchError } from '../../store/errors/maritaca-batch-error';
 
 /** The batch workflow failed for a reason other than one request (e.g. invalid input, termination). */
 export class BatchFailedError extends MaritacaBatchError {

@@ -1,4 +1,4 @@
-import { MaritacaBatchError } from './maritaca-batch-error';
+import { MaritacaBatchError } from '../../store/errors/maritaca-batch-error';
 
 /** No batch with this id exists in the namespace. */
 export class BatchNotFoundError extends MaritacaBatchError {

@@ -1,5 +1,5 @@
 import type { RequestError, ResultsRef } from '../../shared';
-import { MaritacaBatchError } from './maritaca-batch-error';
+import { MaritacaBatchError } from '../../store/errors/maritaca-batch-error';
 
 /**
  * A request exhausted its retries while `returnExceptions` was false, so the batch failed.

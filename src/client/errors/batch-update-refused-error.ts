@@ -1,4 +1,4 @@
-import { MaritacaBatchError } from './maritaca-batch-error';
+import { MaritacaBatchError } from '../../store/errors/maritaca-batch-error';
 
 /**
  * The batch refused an update (`approveBudget`, `setConcurrency`): its validator said why,

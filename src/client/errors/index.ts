@@ -1,8 +1,8 @@
-export { MaritacaBatchError } from './maritaca-batch-error';
+export { MaritacaBatchError } from '../../store/errors/maritaca-batch-error';
 export { InvalidBatchInputError } from './invalid-batch-input-error';
 export { BatchRequestFailedError } from './batch-request-failed-error';
 export { BatchFailedError } from './batch-failed-error';
 export { BatchNotFoundError } from './batch-not-found-error';
 export { MaritacaRequestError } from './maritaca-request-error';
-export { InvalidBatchFileError, type BatchFileProblem } from './invalid-batch-file-error';
+export { InvalidBatchFileError, type BatchFileProblem } from '../../store/errors/invalid-batch-file-error';
 export { BatchUpdateRefusedError } from './batch-update-refused-error';

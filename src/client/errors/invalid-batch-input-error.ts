@@ -1,5 +1,5 @@
 import { describeIssues, type InputIssue } from '../../shared';
-import { MaritacaBatchError } from './maritaca-batch-error';
+import { MaritacaBatchError } from '../../store/errors/maritaca-batch-error';
 
 /**
  * The batch input (or a signal payload) broke the schema. Raised before anything is started or

@@ -1,5 +1,5 @@
 import type { RequestOutcome } from '../../shared';
-import { MaritacaBatchError } from './maritaca-batch-error';
+import { MaritacaBatchError } from '../../store/errors/maritaca-batch-error';
 
 /**
  * One request of a batch that failed after its retries. With `returnExceptions: true` the seed
