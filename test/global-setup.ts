@@ -4,11 +4,12 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { BATCH_SEARCH_ATTRIBUTES } from '../src/shared/search-attributes';
 import { freePort } from '../src/testing/dev-server';
+import { ensureMotoServer, startS3Server, type RunningS3Server } from '../src/testing/s3-server';
 import { ensureTemporalCli } from '../src/testing/temporal-cli';
 
 /**
- * Starts one real Temporal dev server for the whole run and bundles the workflows once; test
- * files reach both through environment variables (jest workers inherit them).
+ * Starts one real Temporal dev server and one S3 test server for the whole run and bundles the
+ * workflows once; test files reach them through environment variables (jest workers inherit them).
  */
 export default async function globalSetup(): Promise<void> {
   const cli = await ensureTemporalCli((line) => console.log(line));
@@ -26,6 +27,12 @@ export default async function globalSetup(): Promise<void> {
   process.env.TEST_TEMPORAL_ADDRESS = env.address;
   process.env.TEST_TEMPORAL_CLI = cli;
   process.env.TEST_TEMPORAL_UI = `http://127.0.0.1:${uiPort}`;
+
+  // One S3 server for every test file: tests keep apart by using their own buckets.
+  const motoServer = await ensureMotoServer((line) => console.log(line));
+  const s3 = await startS3Server({ executable: motoServer });
+  (globalThis as { __s3TestServer?: RunningS3Server }).__s3TestServer = s3;
+  process.env.TEST_S3_ENDPOINT = s3.endpoint;
 
   const artifacts = path.join(__dirname, '..', 'test-artifacts');
   mkdirSync(artifacts, { recursive: true });
