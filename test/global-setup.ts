@@ -33,6 +33,11 @@ export default async function globalSetup(): Promise<void> {
   const s3 = await startS3Server({ executable: motoServer });
   (globalThis as { __s3TestServer?: RunningS3Server }).__s3TestServer = s3;
   process.env.TEST_S3_ENDPOINT = s3.endpoint;
+  // The S3 test server takes any credentials; the AWS SDK's default chain still wants some.
+  process.env.AWS_ACCESS_KEY_ID ??= 'test';
+  process.env.AWS_SECRET_ACCESS_KEY ??= 'test';
+  process.env.AWS_REGION ??= 'us-east-1';
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
   const artifacts = path.join(__dirname, '..', 'test-artifacts');
   mkdirSync(artifacts, { recursive: true });

@@ -9,7 +9,7 @@ import {
   WorkflowUpdateFailedError,
   type WorkflowHandle,
 } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import { ActivityFailure, ApplicationFailure, ChildWorkflowFailure } from '@temporalio/common';
 import {
   DEFAULT_MAX_CONCURRENCY,
   DEFAULT_MODEL,
@@ -455,6 +455,22 @@ export class MaritacaBatchClient {
   }
 }
 
+/**
+ * The message that says what went wrong: an activity's failure wraps the activity's own error
+ * ("Activity task failed"), which names the object, the status or the server's words.
+ */
+function innermostMessage(failure: Error | undefined): string {
+  let current: Error | undefined = failure;
+  while (
+    current &&
+    (current instanceof ActivityFailure || current instanceof ChildWorkflowFailure) &&
+    current.cause
+  ) {
+    current = current.cause;
+  }
+  return current?.message ?? '';
+}
+
 function newBatchId(): string {
   return `maritaca-batch-${randomUUID()}`;
 }
@@ -488,7 +504,7 @@ export class BatchHandle {
    */
   async progress(): Promise<BatchProgress> {
     const progress = await this.call(() => this.workflow.query(progressQuery));
-    if (FINAL_STATUSES.includes(progress.status)) return progress;
+    if (FINAL_STATUSES.includes(progress.status) && progress.status !== 'failed') return progress;
     const { status } = await this.call(() => this.workflow.describe());
     if (status.name === 'RUNNING' || status.name === 'CONTINUED_AS_NEW') return progress;
     if (status.name === 'CANCELLED') return { ...progress, status: 'cancelled', inFlight: 0 };
@@ -505,7 +521,7 @@ export class BatchHandle {
     } catch (err) {
       if (err instanceof WorkflowFailedError) {
         const cause = err.cause;
-        const message = cause?.message || err.message;
+        const message = innermostMessage(cause) || err.message;
         return closedAs === 'FAILED' ? message : `${closedAs.toLowerCase().replace('_', ' ')}: ${message}`;
       }
       return (err as Error).message;
@@ -611,7 +627,7 @@ export class BatchHandle {
           };
           throw new BatchRequestFailedError(cause.message, details, err);
         }
-        throw new BatchFailedError(this.batchId, cause?.message ?? err.message, err);
+        throw new BatchFailedError(this.batchId, innermostMessage(cause) || err.message, err);
       }
       throw err;
     }
