@@ -17,10 +17,21 @@ export interface Spawned {
 
 /** Starts `maritaca-batch <args>` as a real process. */
 export function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}): Spawned {
-  const child = spawn(process.execPath, [CLI, ...args], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  return spawnProcess(process.execPath, [CLI, ...args], { ...process.env, ...env });
+}
+
+/** Starts any command as a real process with exactly `env`, writing `input` to its stdin when given. */
+export function spawnProcess(
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  input?: string,
+): Spawned {
+  const child = spawn(command, args, {
+    env,
+    stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
   });
+  if (input !== undefined) child.stdin!.end(input);
   let out = '';
   const listeners = new Set<() => void>();
   const onData = (chunk: Buffer) => {
