@@ -10,7 +10,8 @@
 const { execFile, execFileSync, spawn } = require('node:child_process');
 const { promisify } = require('node:util');
 const execFileAsync = promisify(execFile);
-const { existsSync, readFileSync, writeFileSync } = require('node:fs');
+const { existsSync, readFileSync } = require('node:fs');
+const { writeSection } = require('./results-file');
 const os = require('node:os');
 const path = require('node:path');
 const { parseArgs } = require('node:util');
@@ -339,7 +340,7 @@ function writeResults(report, startedAt) {
     `Estimating ${report.estimate.requests.toLocaleString('en')} two-message requests: **${report.estimate.ms} ms**.`,
     '',
   ];
-  writeFileSync(path.join(__dirname, 'RESULTS.md'), lines.join('\n'));
+  writeSection('main', lines.join('\n'));
   console.log(`\n${lines.join('\n')}`);
 }
 

@@ -52,7 +52,8 @@ export function createActivities(deps: ActivityDependencies) {
   return {
     /** Estimates the batch's cost from inline requests or a whole source file. */
     async estimateCost(input: EstimateRequestsInput): Promise<CountedEstimate> {
-      return storeCall(() => estimateRequests(store, input));
+      // A heartbeat per page read, so a worker that dies in a long estimate is noticed in seconds.
+      return storeCall(() => estimateRequests(store, input, () => Context.current().heartbeat()));
     },
     /** Resolves and prices the next page of requests. */
     async loadPage(input: LoadPageInput): Promise<LoadPageOutput> {

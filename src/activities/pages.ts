@@ -31,6 +31,7 @@ export type CountedEstimate = BatchEstimate & { count: number };
 export async function estimateRequests(
   store: BatchStore,
   input: EstimateRequestsInput,
+  heartbeat?: () => void,
 ): Promise<CountedEstimate> {
   if (input.requests) {
     const estimate = publicEstimate(estimateBatchCost(estimateInputOf(input.requests, input.options)));
@@ -51,6 +52,7 @@ export async function estimateRequests(
   };
   let offset = 0;
   for (;;) {
+    heartbeat?.();
     const page = await store.readRequestPage(input.source, offset, ESTIMATE_PAGE);
     if (page.requests.length === 0) break;
     const e = estimateBatchCost(estimateInputOf(page.requests, input.options));

@@ -156,13 +156,17 @@ export function createBatchStore(options: BatchStoreOptions): BatchStore {
       const url = joinUrl(batchPrefix(batchId), `requests-${Date.now().toString(36)}.jsonl`);
       const file = createReadStream(localFile);
       let read = 0;
-      if (onBytes) {
-        file.on('data', (chunk: Buffer | string) => {
-          read += chunk.length;
-          onBytes(read);
-        });
-      }
-      const body: Readable = sealer ? file.pipe(sealLines(sealer)) : file;
+      // Counted in the pipe itself: a 'data' listener would start the flow before the upload reads it.
+      const counted = file.pipe(
+        new Transform({
+          transform(chunk: Buffer, _encoding, done) {
+            read += chunk.length;
+            onBytes?.(read);
+            done(null, chunk);
+          },
+        }),
+      );
+      const body: Readable = sealer ? counted.pipe(sealLines(sealer)) : counted;
       file.on('error', (err) => body.destroy(err));
       await objectsFor(url).upload(url, body);
       return url;

@@ -74,15 +74,8 @@ export function createFileObjectStorage(): ObjectStorage {
       }
     },
 
-    async upload(url, body, onBytes) {
+    async upload(url, body) {
       const file = fileURLToPath(url);
-      let sent = 0;
-      if (onBytes) {
-        body.on('data', (chunk: Buffer) => {
-          sent += chunk.length;
-          onBytes(sent);
-        });
-      }
       try {
         await mkdir(path.dirname(file), { recursive: true });
         await writeWhole(file, (temporary) => pipeline(body, createWriteStream(temporary)));

@@ -10,8 +10,8 @@ export interface ObjectStorage {
   read(url: string, range?: { start: number; end: number }): Promise<Buffer>;
   /** Writes an object whole, replacing any earlier version at once (readers see the old or the new one). */
   write(url: string, body: Buffer | string): Promise<void>;
-  /** Streams `body` into an object (multipart where the backend has it); `onBytes` hears the bytes sent so far. */
-  upload(url: string, body: Readable, onBytes?: (sent: number) => void): Promise<void>;
+  /** Streams `body` into an object (multipart where the backend has it). */
+  upload(url: string, body: Readable): Promise<void>;
   /** Size in bytes, or `undefined` when there is no such object. */
   size(url: string): Promise<number | undefined>;
   /** URLs of every object under a prefix (a URL ending in `/`), in lexicographic order. */

@@ -92,7 +92,7 @@ export function createS3ObjectStorage(options: S3ObjectStorageOptions = {}): Obj
       }
     },
 
-    async upload(url, body, onBytes) {
+    async upload(url, body) {
       const { bucket, key } = parseS3Url(url);
       const upload = new Upload({
         client,
@@ -100,7 +100,6 @@ export function createS3ObjectStorage(options: S3ObjectStorageOptions = {}): Obj
         partSize: PART_BYTES,
         queueSize: 2,
       });
-      if (onBytes) upload.on('httpUploadProgress', (event) => onBytes(event.loaded ?? 0));
       try {
         await upload.done();
       } catch (err) {

@@ -129,12 +129,17 @@ export async function maritacaBatch(input: BatchInput): Promise<BatchResult> {
   const maximumAttempts = options.retry?.maximumAttempts ?? DEFAULT_RETRY.maximumAttempts;
   const limits = options.rateLimit;
 
-  const { estimateCost, loadPage, resultsRef, appendOutcomes, compactOutcomes } = proxyActivities<Activities>(
-    {
-      startToCloseTimeout: '5 minutes',
-      retry: { maximumAttempts: 5 },
-    },
-  );
+  // Store work is short and reports no heartbeat: a worker that dies in it is found out by the
+  // timeout, which must stay short. The estimate reads the whole source, so it heartbeats instead.
+  const { loadPage, resultsRef, appendOutcomes, compactOutcomes } = proxyActivities<Activities>({
+    startToCloseTimeout: '1 minute',
+    retry: { maximumAttempts: 5 },
+  });
+  const { estimateCost } = proxyActivities<Activities>({
+    startToCloseTimeout: '30 minutes',
+    heartbeatTimeout: '30 seconds',
+    retry: { maximumAttempts: 5 },
+  });
   const callOptions: ActivityOptions = {
     startToCloseTimeout: requestTimeoutMs + ACTIVITY_TIMEOUT_MARGIN_MS,
     heartbeatTimeout: '10 seconds',

@@ -94,17 +94,21 @@ describe.each(backends)('batch store on $name', (backend) => {
   });
 
   test('uploads a file and pages it back by byte offset, every request once, in order', async () => {
-    const url = await store.putRequests('paging', localFile(requestLines(1234)));
+    // Larger than one read chunk, with progress heard: the upload must lose no byte either way.
+    const text = requestLines(9000);
+    const heard: number[] = [];
+    const url = await store.putRequests('paging', localFile(text), (read) => heard.push(read));
+    expect(heard.at(-1)).toBe(Buffer.byteLength(text));
     expect(url.startsWith(root)).toBe(true);
     const ids: string[] = [];
     let offset = 0;
     for (;;) {
-      const page = await store.readRequestPage({ type: 'jsonl', url, count: 1234 }, offset, 500);
+      const page = await store.readRequestPage({ type: 'jsonl', url, count: 9000 }, offset, 500);
       if (page.requests.length === 0) break;
       ids.push(...page.requests.map((r) => r.id!));
       offset = page.nextByteOffset;
     }
-    expect(ids).toEqual(Array.from({ length: 1234 }, (_, i) => `r${i}`));
+    expect(ids).toEqual(Array.from({ length: 9000 }, (_, i) => `r${i}`));
   });
 
   test('refuses an object that does not exist, naming it and quoting the store', async () => {
