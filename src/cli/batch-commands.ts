@@ -26,8 +26,10 @@ import {
   estimateInputOf,
   publicEstimate,
   parseDurationMs,
+  progressQuery,
   type BatchOptions,
   type BatchProgress,
+  type BatchResult,
 } from '../shared';
 import { estimateBatchCost } from '../activities/estimate-cost';
 import { CliError, FINAL_STATUSES, brl, printJson, progressLine } from './output';
@@ -474,8 +476,14 @@ export function registerBatchCommands(program: Command): void {
         for await (const execution of batches.client.workflow.list({
           query: `WorkflowType = '${WORKFLOW_TYPE}'`,
         })) {
-          const handle = batches.getHandle(execution.workflowId);
-          const status = await batchStatus(handle, execution.status.name);
+          // Runs that continued as new are part of the batch's latest run: one row per batch.
+          if (execution.status.name === 'CONTINUED_AS_NEW') continue;
+          const status = await batchStatus(
+            batches,
+            execution.workflowId,
+            execution.runId,
+            execution.status.name,
+          );
           if (opts.status && status.status !== opts.status) continue;
           const row = {
             batchId: execution.workflowId,
@@ -540,20 +548,44 @@ function failedBatch(batchId: string, progress: BatchProgress): void {
   }
 }
 
-/** Status and counts of a batch: queried while it runs, read from its result once it ended. */
+/**
+ * Status and counts of one run: queried while it runs, read from its result once it closed (the
+ * run's own, so a running re-use of the id is never waited on). A row that cannot be read (a payload
+ * encrypted with a key this client lacks, a worker down) still shows what the server knows.
+ */
 async function batchStatus(
-  handle: BatchHandle,
+  batches: MaritacaBatchClient,
+  batchId: string,
+  runId: string,
   executionStatus: WorkflowExecutionStatusName,
 ): Promise<{ status: string; completed?: number; total?: number; actualCost?: number }> {
-  if (executionStatus === 'RUNNING') {
-    const p = await handle.progress();
-    return { status: p.status, completed: p.completed, total: p.total, actualCost: p.actualCost };
+  const run = batches.client.workflow.getHandle(batchId, runId);
+  try {
+    if (executionStatus === 'RUNNING') {
+      const p = await run.query(progressQuery);
+      return { status: p.status, completed: p.completed, total: p.total, actualCost: p.actualCost };
+    }
+    if (executionStatus === 'COMPLETED') {
+      const r = (await run.result()) as BatchResult;
+      const total = r.counts?.total ?? r.estimate?.totalRequests;
+      const completed = r.counts
+        ? r.counts.succeeded + r.counts.failed
+        : r.resultsRef
+          ? undefined
+          : r.results.length;
+      return {
+        status: r.status,
+        ...(completed !== undefined ? { completed } : {}),
+        ...(total !== undefined ? { total } : {}),
+        actualCost: r.actualCost,
+      };
+    }
+  } catch {
+    // Fall through to what the server itself says about the run.
   }
-  if (executionStatus === 'COMPLETED') {
-    const r = await handle.result();
-    return { status: r.status, completed: r.results.length, actualCost: r.actualCost };
+  if (executionStatus === 'FAILED' || executionStatus === 'TIMED_OUT' || executionStatus === 'TERMINATED') {
+    return { status: 'failed' };
   }
-  if (executionStatus === 'FAILED' || executionStatus === 'TIMED_OUT') return { status: 'failed' };
   if (executionStatus === 'CANCELLED') return { status: 'cancelled' };
   return { status: executionStatus.toLowerCase() };
 }

@@ -187,6 +187,8 @@ export interface BatchResult {
   resultsRef?: ResultsRef;
   /** Runs the batch took (continue-as-new keeps each run's history bounded). */
   runs: number;
+  /** Requests in the batch and how many succeeded and failed (absent from batches of earlier versions). */
+  counts?: { total: number; succeeded: number; failed: number };
 }
 
 /** Input of the `callMaritaca` activity: one fully resolved chat completion request. */

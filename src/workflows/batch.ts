@@ -132,7 +132,7 @@ export async function maritacaBatch(input: BatchInput): Promise<BatchResult> {
   // Store work is short and reports no heartbeat: a worker that dies in it is found out by the
   // timeout, which must stay short. The estimate reads the whole source, so it heartbeats instead.
   const { loadPage, resultsRef, appendOutcomes, compactOutcomes } = proxyActivities<Activities>({
-    startToCloseTimeout: '1 minute',
+    startToCloseTimeout: '30 seconds',
     retry: { maximumAttempts: 5 },
   });
   const { estimateCost } = proxyActivities<Activities>({
@@ -331,6 +331,7 @@ export async function maritacaBatch(input: BatchInput): Promise<BatchResult> {
       approvals: state.approvals,
       ...(storeResults && results ? { resultsRef: results } : {}),
       runs: state.run,
+      counts: { total, succeeded: state.succeeded, failed: state.failed },
     };
   };
 

@@ -7,7 +7,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import type { BatchHandle } from '../../src';
+import { toJsonlInputLines, type BatchHandle } from '../../src';
 import { questions, startTestContext, type TestContext } from '../helpers/context';
 import { waitFor } from '../helpers/wait';
 
@@ -134,6 +134,14 @@ describeRecording('recording replay fixtures', () => {
     );
     await failing.result().catch(() => undefined);
     await save('failed', failing);
+  });
+
+  test('requests uploaded from a file and paged from the store', async () => {
+    const file = path.join(ROOT, 'test-artifacts', `fixture-source-${Date.now()}.jsonl`);
+    writeFileSync(file, toJsonlInputLines(questions(30), 'short'));
+    const handle = await ctx.batches.startFromFile(file, { maxConcurrency: 5, autoApproveBelow: 100 });
+    await handle.result();
+    await save('file-source', handle);
   });
 
   test('continue-as-new with outcomes in the store', async () => {
