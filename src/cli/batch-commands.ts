@@ -5,11 +5,13 @@ import { SingleBar, Presets } from 'cli-progress';
 import { WorkflowExecutionStatusName } from '@temporalio/client';
 import { InvalidArgumentError, type Command } from 'commander';
 import {
+  BatchIdInUseError,
   BatchNotFoundError,
   BatchRequestFailedError,
   BatchUpdateRefusedError,
   MaritacaBatchClient,
   outcomesOf,
+  validateBatchInput,
   type BatchHandle,
 } from '../client';
 import {
@@ -22,6 +24,7 @@ import {
   DEFAULT_MAX_OUTPUT_TOKENS,
   DEFAULT_MODEL,
   INLINE_RESULTS_MAX,
+  KNOWN_MODELS,
   WORKFLOW_TYPE,
   estimateInputOf,
   publicEstimate,
@@ -32,7 +35,16 @@ import {
   type BatchResult,
 } from '../shared';
 import { estimateBatchCost } from '../activities/estimate-cost';
-import { CliError, FINAL_STATUSES, brl, printJson, progressLine } from './output';
+import {
+  CliError,
+  ExitCodes,
+  FINAL_STATUSES,
+  brl,
+  exitCodeOf,
+  printJson,
+  progressLine,
+  waitingHint,
+} from './output';
 import { watchBatch } from './watch';
 
 /** Files larger than this go by reference, well under Temporal's 2 MB payload limit. */
@@ -83,6 +95,14 @@ async function withClient(
       throw new CliError(`no batch with id "${err.batchId}" in ${where}`);
     if (err instanceof BatchUpdateRefusedError)
       throw new CliError(`batch ${err.batchId} refused: ${err.reason}`);
+    if (err instanceof BatchIdInUseError) {
+      throw new CliError(
+        `batch id "${err.batchId}" is already used by a ${err.running ? 'running' : 'finished'} batch: choose another --id` +
+          `, or run "maritaca-batch retry-failed ${err.batchId}" to re-send its failed requests` +
+          (err.running ? '' : ', or add --rerun to start it again under the same id'),
+        ExitCodes.badInput,
+      );
+    }
     throw err;
   } finally {
     await batches.close();
@@ -103,6 +123,14 @@ function positiveInteger(value: string): number {
   return number;
 }
 
+/** A model name Maritaca prices; anything else is refused with the list, as a file's model is. */
+function knownModel(value: string): string {
+  if (!KNOWN_MODELS.includes(value)) {
+    throw new InvalidArgumentError(`unknown model "${value}"; known models: ${KNOWN_MODELS.join(', ')}`);
+  }
+  return value;
+}
+
 function duration(value: string): string {
   if (parseDurationMs(value) === undefined) {
     throw new InvalidArgumentError('must be a duration such as 90s, 15m, 2h or 7d');
@@ -116,7 +144,11 @@ export function registerBatchCommands(program: Command): void {
     .command('estimate')
     .argument('<file>', 'JSONL file: OpenAI Batch API input lines or {"id","messages","model"?} lines')
     .description('estimate what a batch file would cost at most, without starting anything')
-    .option('--model <model>', `default model for lines that name none (default ${DEFAULT_MODEL})`)
+    .option(
+      '--model <model>',
+      `default model for lines that name none (default ${DEFAULT_MODEL})`,
+      knownModel,
+    )
     .option(
       '--max-output-tokens <n>',
       'max_tokens of lines that set none',
@@ -127,6 +159,11 @@ export function registerBatchCommands(program: Command): void {
     .action(async (file: string, opts: { model?: string; maxOutputTokens: number; json?: boolean }) => {
       const { requests } = await parseBatchJsonlFile(file);
       const model = opts.model ?? DEFAULT_MODEL;
+      // The same checks as submit (model names, ids, sizes), so both refuse a file alike.
+      validateBatchInput(
+        { requests, options: { model, maxOutputTokens: opts.maxOutputTokens } },
+        { inline: false },
+      );
       const estimate = publicEstimate(
         estimateBatchCost(estimateInputOf(requests, { model, maxOutputTokens: opts.maxOutputTokens })),
       );
@@ -145,7 +182,11 @@ export function registerBatchCommands(program: Command): void {
       'JSONL file (OpenAI Batch API input lines or {"id","messages","model"?} lines), or an s3:// / file:// URL of one already in the store',
     )
     .description('validate a batch file and start a batch; it waits for approval unless auto-approved')
-    .option('--model <model>', `default model for lines that name none (default ${DEFAULT_MODEL})`)
+    .option(
+      '--model <model>',
+      `default model for lines that name none (default ${DEFAULT_MODEL})`,
+      knownModel,
+    )
     .option('--concurrency <n>', 'calls in flight at once (default 5)', positiveInteger)
     .option('--max-output-tokens <n>', 'max_tokens of lines that set none (default 1000)', positiveInteger)
     .option(
@@ -163,7 +204,14 @@ export function registerBatchCommands(program: Command): void {
       '--by-reference',
       `upload the file to the batch store for the workers to page (automatic above ${INLINE_RESULTS_MAX} requests or 512 KiB)`,
     )
-    .option('--id <batchId>', 'batch id (workflow id); default generated')
+    .option('--rpm <n>', "the key's requests per minute (rateLimit.rpm); tier 0: 60", positiveInteger)
+    .option('--input-tpm <n>', "the key's input tokens per minute (rateLimit.inputTpm)", positiveInteger)
+    .option('--output-tpm <n>', "the key's output tokens per minute (rateLimit.outputTpm)", positiveInteger)
+    .option(
+      '--id <batchId>',
+      'batch id (workflow id), unique: an id already used is refused; default generated',
+    )
+    .option('--rerun', 'with --id: start again under the id of a batch that has ended')
     .option('--json', 'print {batchId, estimate} as one JSON object')
     .action(
       async (
@@ -176,7 +224,11 @@ export function registerBatchCommands(program: Command): void {
           approvalTimeout?: string;
           failFast?: boolean;
           byReference?: boolean;
+          rpm?: number;
+          inputTpm?: number;
+          outputTpm?: number;
           id?: string;
+          rerun?: boolean;
           json?: boolean;
         },
         command: Command,
@@ -196,9 +248,23 @@ export function registerBatchCommands(program: Command): void {
           ...(opts.maxOutputTokens ? { maxOutputTokens: opts.maxOutputTokens } : {}),
           ...(opts.autoApproveBelow !== undefined ? { autoApproveBelow: opts.autoApproveBelow } : {}),
           ...(opts.approvalTimeout ? { approvalTimeout: opts.approvalTimeout } : {}),
+          ...(opts.rpm || opts.inputTpm || opts.outputTpm
+            ? {
+                rateLimit: {
+                  ...(opts.rpm ? { rpm: opts.rpm } : {}),
+                  ...(opts.inputTpm ? { inputTpm: opts.inputTpm } : {}),
+                  ...(opts.outputTpm ? { outputTpm: opts.outputTpm } : {}),
+                },
+              }
+            : {}),
         };
+        if (opts.rerun && !opts.id)
+          throw new CliError('--rerun needs --id (the batch to start again)', ExitCodes.badInput);
         await withClient(command, async (batches) => {
-          const startOptions = opts.id ? { batchId: opts.id } : {};
+          const startOptions = {
+            ...(opts.id ? { batchId: opts.id } : {}),
+            ...(opts.rerun ? { rerun: true } : {}),
+          };
           let handle: BatchHandle;
           if (requests) handle = await batches.start(requests, options, startOptions);
           else if (fromObject) handle = await batches.startFromObject(file, options, startOptions);
@@ -365,7 +431,13 @@ export function registerBatchCommands(program: Command): void {
             opts.json
               ? printJson({ batchId, ...progress })
               : console.log(`${batchId}: ${progressLine(progress)}`);
-          if (!opts.watch) return print(await handle.progress());
+          if (!opts.watch) {
+            const progress = await handle.progress();
+            print(progress);
+            const hint = waitingHint(batchId, progress);
+            if (hint && !opts.json) console.log(hint);
+            return;
+          }
           if (opts.json) {
             let last = '';
             for (;;) {
@@ -373,13 +445,13 @@ export function registerBatchCommands(program: Command): void {
               const key = JSON.stringify({ ...progress, updatedAt: undefined });
               if (key !== last) print(progress);
               last = key;
-              if (FINAL_STATUSES.includes(progress.status)) return failedBatch(batchId, progress);
+              if (FINAL_STATUSES.includes(progress.status)) return endedBatch(batchId, progress);
               await new Promise((resolve) => setTimeout(resolve, opts.interval));
             }
           }
           const final = await watchBatch(handle, { intervalMs: opts.interval });
           console.log(`${batchId}: ${progressLine(final)}`);
-          failedBatch(batchId, final);
+          endedBatch(batchId, final);
         });
       },
     );
@@ -387,55 +459,82 @@ export function registerBatchCommands(program: Command): void {
   program
     .command('results')
     .argument('<batchId>')
-    .description('wait for a batch to end and write one OpenAI batch output line per request')
+    .description(
+      'write one OpenAI batch output line per request of a batch that has ended (exit 3 while it runs, unless --wait)',
+    )
     .option('-o, --output <file>', 'write to this file instead of stdout')
+    .option('--wait', 'wait for the batch to end, with a progress line on stderr')
     .option('--merged', 'the latest outcome of each request across the batch and its retry-failed follow-ups')
-    .action(async (batchId: string, opts: { output?: string; merged?: boolean }, command: Command) => {
-      await withClient(command, async (batches) => {
-        const handle = batches.getHandle(batchId);
-        await handle.progress();
-        const out = opts.output ? createWriteStream(opts.output) : process.stdout;
-        const write = async (text: string): Promise<void> => {
-          if (!out.write(text)) await once(out, 'drain');
-        };
-        let count = 0;
-        let failed = 0;
-        let status: string;
-        if (opts.merged) {
-          const merged = await batches.mergedResults(batchId);
-          status = `merged from ${merged.batchIds.join(', ')}`;
-          await write(toOpenAIBatchOutput(merged.results, batchId));
-          count = merged.results.length;
-          failed = merged.results.filter((o) => !o.ok).length;
-        } else {
-          try {
-            // Streamed from the store: a 100,000-request batch is written without holding it whole.
-            for await (const outcome of handle.outcomes()) {
-              await write(toOpenAIBatchOutputLine(outcome, batchId) + '\n');
-              count++;
-              if (!outcome.ok) failed++;
+    .action(
+      async (
+        batchId: string,
+        opts: { output?: string; merged?: boolean; wait?: boolean },
+        command: Command,
+      ) => {
+        await withClient(command, async (batches) => {
+          const handle = batches.getHandle(batchId);
+          let progress = await handle.progress();
+          if (!FINAL_STATUSES.includes(progress.status)) {
+            if (!opts.wait) {
+              const hint = waitingHint(batchId, progress);
+              throw new CliError(
+                `batch ${batchId} has not ended: ${progressLine(progress)}${hint ? `; ${hint}` : ''}. ` +
+                  'Its results are written once it ends: run this again then, or add --wait',
+                ExitCodes.notFinished,
+              );
             }
-            status = (await handle.progress()).status;
-          } catch (err) {
-            if (!(err instanceof BatchRequestFailedError) || count > 0) throw err;
-            const stored = await outcomesOf(handle);
-            status = stored.status;
-            await write(toOpenAIBatchOutput(stored.outcomes, batchId));
-            count = stored.outcomes.length;
-            failed = stored.outcomes.filter((o) => !o.ok).length;
+            progress = await watchBatch(handle, { stream: process.stderr });
           }
-        }
-        if (opts.output) {
-          out.end();
-          await once(out, 'finish');
-        }
-        process.stderr.write(
-          `Batch ${batchId} ${status}: ${count} result(s), ${failed} failed` +
-            (opts.output ? `, written to ${opts.output}` : '') +
-            '\n',
-        );
-      });
-    });
+          const out = opts.output ? createWriteStream(opts.output) : process.stdout;
+          const write = async (text: string): Promise<void> => {
+            if (!out.write(text)) await once(out, 'drain');
+          };
+          let count = 0;
+          let failed = 0;
+          let status: string;
+          if (opts.merged) {
+            const merged = await batches.mergedResults(batchId);
+            status = `merged from ${merged.batchIds.join(', ')}`;
+            await write(toOpenAIBatchOutput(merged.results, batchId));
+            count = merged.results.length;
+            failed = merged.results.filter((o) => !o.ok).length;
+          } else {
+            try {
+              // Streamed from the store: a 100,000-request batch is written without holding it whole.
+              for await (const outcome of handle.outcomes()) {
+                await write(toOpenAIBatchOutputLine(outcome, batchId) + '\n');
+                count++;
+                if (!outcome.ok) failed++;
+              }
+              status = (await handle.progress()).status;
+            } catch (err) {
+              if (!(err instanceof BatchRequestFailedError) || count > 0) throw err;
+              const stored = await outcomesOf(handle);
+              status = stored.status;
+              await write(toOpenAIBatchOutput(stored.outcomes, batchId));
+              count = stored.outcomes.length;
+              failed = stored.outcomes.filter((o) => !o.ok).length;
+            }
+          }
+          if (opts.output) {
+            out.end();
+            await once(out, 'finish');
+          }
+          process.stderr.write(
+            `Batch ${batchId} ${status}: ${count} result(s), ${failed} failed` +
+              (opts.output ? `, written to ${opts.output}` : '') +
+              '\n',
+          );
+          // Scripts tell "every request succeeded" from "some did not" by the exit code alone.
+          if (failed > 0 || count < progress.total) {
+            throw new CliError(
+              `batch ${batchId}: ${progress.total - count + failed} of ${progress.total} request(s) without a successful result`,
+              ExitCodes.incomplete,
+            );
+          }
+        });
+      },
+    );
 
   program
     .command('purge')
@@ -541,10 +640,20 @@ async function waitWhileEstimating(handle: BatchHandle): Promise<BatchProgress> 
   }
 }
 
-/** Ends the command with the batch's own reason when its workflow failed. */
-function failedBatch(batchId: string, progress: BatchProgress): void {
-  if (progress.status === 'failed' && progress.failure) {
-    throw new CliError(`batch ${batchId} failed: ${progress.failure}`);
+/**
+ * Ends a command that followed a batch to its end with the exit code the end deserves: the
+ * batch's own reason when its workflow failed, a count when not every request succeeded.
+ */
+function endedBatch(batchId: string, progress: BatchProgress): void {
+  const code = exitCodeOf(progress);
+  if (code === ExitCodes.error) {
+    throw new CliError(`batch ${batchId} failed: ${progress.failure ?? 'see the Temporal UI'}`, code);
+  }
+  if (code === ExitCodes.incomplete) {
+    throw new CliError(
+      `batch ${batchId} ended ${progress.status}: ${progress.succeeded} of ${progress.total} request(s) succeeded, ${progress.failed} failed`,
+      code,
+    );
   }
 }
 

@@ -1,4 +1,4 @@
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { runWorker } from '../worker';
 import { registerFakeServerCommand } from './fake-server-command';
 import { InvalidBatchFileError, InvalidBatchInputError } from '../client';
@@ -6,7 +6,7 @@ import { registerBatchCommands } from './batch-commands';
 import { codecFromEnv, startCodecServer } from '../codec';
 import { runDemo } from './demo';
 import { runDevStack } from './dev';
-import { CliError } from './output';
+import { CliError, ExitCodes } from './output';
 
 function parsePort(value: string): number {
   const port = Number(value);
@@ -22,7 +22,13 @@ export function buildProgram(): Command {
     .description('Durable, budget-approved batches of Maritaca AI chat requests on Temporal')
     .option('--address <host:port>', 'Temporal frontend address (env TEMPORAL_ADDRESS)')
     .option('--namespace <name>', 'Temporal namespace (env TEMPORAL_NAMESPACE)')
-    .option('--task-queue <name>', 'task queue of the batch workers (env TEMPORAL_TASK_QUEUE)');
+    .option('--task-queue <name>', 'task queue of the batch workers (env TEMPORAL_TASK_QUEUE)')
+    // Usage errors throw instead of exiting, so main() gives them the same exit code (2) and the
+    // same one-line form as every other input error. Subcommands inherit both settings.
+    .exitOverride()
+    .configureOutput({
+      outputError: (text, write) => write(`maritaca-batch: ${text.replace(/^error: /, '')}`),
+    });
 
   program
     .command('worker')
@@ -123,15 +129,20 @@ export function buildProgram(): Command {
 }
 
 /**
- * Runs the CLI with `argv` (as `process.argv`) and resolves to the exit code: 0 on success,
- * 2 for input the user must fix (bad file, bad flag value), 1 for anything else. Errors are
- * printed as one line on stderr.
+ * Runs the CLI with `argv` (as `process.argv`) and resolves to the exit code ({@link ExitCodes}):
+ * 0 on success, 2 for input the user must fix (bad file, flag, value or model name), 3 for a batch
+ * that has not finished, 4 for one that ended without every request succeeding, 1 for anything
+ * else. Errors are printed as one line on stderr.
  */
 export async function main(argv: string[]): Promise<number> {
   try {
     await buildProgram().parseAsync(argv);
     return 0;
   } catch (err) {
+    if (err instanceof CommanderError) {
+      // Commander has printed the message (or the help) already.
+      return err.exitCode === 0 ? 0 : ExitCodes.badInput;
+    }
     if (err instanceof InvalidBatchFileError || err instanceof InvalidBatchInputError) {
       process.stderr.write(`maritaca-batch: ${err.message}\n`);
       return 2;

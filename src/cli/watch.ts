@@ -1,7 +1,7 @@
 import { SingleBar, Presets } from 'cli-progress';
 import type { BatchHandle } from '../client';
 import type { BatchProgress } from '../shared';
-import { FINAL_STATUSES, brl, progressLine } from './output';
+import { FINAL_STATUSES, brl, progressLine, waitingHint } from './output';
 
 /** Options of {@link watchBatch}. */
 export interface WatchOptions {
@@ -9,8 +9,10 @@ export interface WatchOptions {
   intervalMs?: number;
   /** Draw a live bar (a terminal) or print a line per change (a pipe). Default: `process.stdout.isTTY`. */
   tty?: boolean;
-  /** Where lines go (default stdout). */
+  /** Where lines go (default the stream). */
   write?: (line: string) => void;
+  /** Where the bar and the lines go (default stdout; `results --wait` uses stderr, as stdout carries the results). */
+  stream?: NodeJS.WriteStream;
 }
 
 /** Requests per minute over the samples taken while running. */
@@ -30,10 +32,12 @@ function ratePerMinute(
  */
 export async function watchBatch(handle: BatchHandle, options: WatchOptions = {}): Promise<BatchProgress> {
   const intervalMs = options.intervalMs ?? 500;
-  const tty = options.tty ?? Boolean(process.stdout.isTTY);
-  const write = options.write ?? ((line: string) => process.stdout.write(`${line}\n`));
+  const stream = options.stream ?? process.stdout;
+  const tty = options.tty ?? Boolean(stream.isTTY);
+  const write = options.write ?? ((line: string) => stream.write(`${line}\n`));
   let first: { at: number; completed: number } | null = null;
   let lastLine = '';
+  let lastHint: string | null = null;
   let bar: SingleBar | undefined;
   for (;;) {
     const progress = await handle.progress();
@@ -41,6 +45,14 @@ export async function watchBatch(handle: BatchHandle, options: WatchOptions = {}
     if (progress.status === 'running' && first === null) first = { at, completed: progress.completed };
     const rate = ratePerMinute(first, progress, at);
     const budget = progress.approvedBudget ?? progress.estimate?.totalCost ?? null;
+    const hint = waitingHint(handle.batchId, progress);
+    if (hint !== lastHint && hint !== null) {
+      // Said once per change, above the bar, so a batch waiting for someone never looks stuck.
+      bar?.stop();
+      bar = undefined;
+      write(tty ? hint : `${new Date(at).toISOString()} ${hint}`);
+    }
+    lastHint = hint;
     if (tty) {
       const payload = {
         status: progress.status.padEnd(17),
@@ -57,7 +69,7 @@ export async function watchBatch(handle: BatchHandle, options: WatchOptions = {}
               '{status} {bar} {percentage}% | {value}/{total} done, {inFlight} in flight, {failed} failed | {rate}/min | ETA {eta_formatted} | {spent} of {budget}',
             hideCursor: true,
             etaBuffer: 50,
-            stream: process.stdout,
+            stream,
           },
           Presets.shades_classic,
         );

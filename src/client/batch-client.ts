@@ -4,6 +4,7 @@ import path from 'node:path';
 import {
   Client,
   Connection,
+  WorkflowExecutionAlreadyStartedError,
   WorkflowFailedError,
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
@@ -68,6 +69,7 @@ import {
 } from './seed-helpers';
 import {
   BatchFailedError,
+  BatchIdInUseError,
   BatchNotFoundError,
   BatchRequestFailedError,
   BatchUpdateRefusedError,
@@ -107,6 +109,11 @@ export interface StartOptions {
   batchId?: string;
   /** Hears the upload of a batch file to the store: bytes read so far and the file's size. */
   onUploadProgress?: (sent: number, total: number) => void;
+  /**
+   * Start again under the id of a batch that has ended (its stored results are replaced by the new
+   * run's). Without it, an id that names any batch, running or ended, is refused.
+   */
+  rerun?: boolean;
 }
 
 /**
@@ -205,6 +212,8 @@ export class MaritacaBatchClient {
     const { requests } = await parseBatchJsonlFile(absolute);
     validateBatchInput({ requests, options }, { inline: false });
     const batchId = start.batchId ?? newBatchId();
+    // Refused before the upload, so a taken id never gets an orphan object beside its own.
+    if (start.batchId) await this.refuseTakenId(start.batchId, start.rerun === true);
     const { size } = await stat(absolute);
     const url = await this.store.putRequests(batchId, absolute, (sent) =>
       start.onUploadProgress?.(sent, size),
@@ -218,8 +227,8 @@ export class MaritacaBatchClient {
         { ...start, batchId },
       );
     } catch (err) {
-      // Nothing started, so nothing will ever read the upload.
-      await this.store.purge(batchId).catch(() => undefined);
+      // Nothing started, so nothing will ever read the upload (and only the upload goes).
+      await this.store.remove([url]).catch(() => undefined);
       throw err;
     }
   }
@@ -281,9 +290,7 @@ export class MaritacaBatchClient {
   ): Promise<BatchHandle> {
     const batchId = start.batchId ?? newBatchId();
     const model = input.options?.model ?? DEFAULT_MODEL;
-    const handle = await this.client.workflow.start(WORKFLOW_TYPE, {
-      taskQueue: this.taskQueue,
-      workflowId: batchId,
+    const handle = await this.startWorkflow(batchId, start.rerun === true, {
       args: [input],
       staticSummary: `Maritaca batch: ${count} request(s), model ${model}`,
       staticDetails: [
@@ -294,7 +301,49 @@ export class MaritacaBatchClient {
           : '**Approval:** `approve` signal or `approveBudget` update',
       ].join('\n\n'),
     });
-    return new BatchHandle(handle as WorkflowHandle, this.store);
+    return new BatchHandle(handle, this.store);
+  }
+
+  /**
+   * Starts the workflow under `batchId`, refusing an id that names a batch already (a running one
+   * always; an ended one unless `rerun`) with a {@link BatchIdInUseError}.
+   */
+  private async startWorkflow(
+    batchId: string,
+    rerun: boolean,
+    options: { args: [BatchInput]; staticSummary: string; staticDetails?: string; memo?: Record<string, unknown> },
+  ): Promise<WorkflowHandle> {
+    try {
+      return (await this.client.workflow.start(WORKFLOW_TYPE, {
+        taskQueue: this.taskQueue,
+        workflowId: batchId,
+        workflowIdReusePolicy: rerun ? 'ALLOW_DUPLICATE' : 'REJECT_DUPLICATE',
+        ...options,
+      })) as WorkflowHandle;
+    } catch (err) {
+      if (err instanceof WorkflowExecutionAlreadyStartedError) {
+        const running = await this.client.workflow
+          .getHandle(batchId)
+          .describe()
+          .then((d) => d.status.name === 'RUNNING')
+          .catch(() => true);
+        throw new BatchIdInUseError(batchId, running, err);
+      }
+      throw err;
+    }
+  }
+
+  /** Throws {@link BatchIdInUseError} when `batchId` names a batch that may not be started again. */
+  private async refuseTakenId(batchId: string, rerun: boolean): Promise<void> {
+    let status: string;
+    try {
+      status = (await this.client.workflow.getHandle(batchId).describe()).status.name;
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return;
+      throw err;
+    }
+    if (status === 'RUNNING') throw new BatchIdInUseError(batchId, true);
+    if (!rerun) throw new BatchIdInUseError(batchId, false);
   }
 
   /**
@@ -413,14 +462,12 @@ export class MaritacaBatchClient {
     const n = (await followUpsOf(this.client, root)).length + 1;
     const memo: FollowUpMemo = { retryOf: batchId, rootBatchId: root };
     const merged = validateBatchInput({ requests, options: { ...input.options, ...options } });
-    const handle = await this.client.workflow.start(WORKFLOW_TYPE, {
-      taskQueue: this.taskQueue,
-      workflowId: followUpId(root, n),
+    const handle = await this.startWorkflow(followUpId(root, n), false, {
       args: [merged],
       memo: { ...memo },
       staticSummary: `Maritaca batch: retry ${n} of ${root}, ${requests.length} request(s)`,
     });
-    return new BatchHandle(handle as WorkflowHandle, this.store);
+    return new BatchHandle(handle, this.store);
   }
 
   /**

@@ -45,6 +45,8 @@ export interface BatchStore {
   compactOutcomes(ref: ResultsRef, startIndex: number, endIndex: number): Promise<void>;
   /** Every outcome, one per request, in input order, streamed (memory stays flat for any size). */
   readOutcomes(ref: ResultsRef): AsyncIterable<RequestOutcome>;
+  /** Deletes the objects at these URLs (missing ones are not an error). */
+  remove(urls: readonly string[]): Promise<void>;
   /** URLs of every object this store wrote for `batchId` (requests it uploaded and outcomes). */
   batchObjects(batchId: string): Promise<string[]>;
   /** Deletes every object of `batchId`; returns how many there were. Objects the store did not write are kept. */
@@ -299,6 +301,10 @@ export function createBatchStore(options: BatchStoreOptions): BatchStore {
         yield* extra.length > 0 ? outcomes.sort((a, b) => a.index - b.index) : outcomes;
       }
       yield* flushSinglesBelow(Number.POSITIVE_INFINITY);
+    },
+
+    async remove(urls) {
+      for (const url of urls) await objectsFor(url).remove([url]);
     },
 
     async batchObjects(batchId) {

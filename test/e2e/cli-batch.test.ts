@@ -209,6 +209,7 @@ describe('the maritaca-batch CLI driving batches', () => {
 
     ctx.fake.configure({ latencyMs: 10 });
     const done = await cli('status', batchId, '--watch', '--interval', '50', '--json');
+    expect(done.code).toBe(4);
     const last = JSON.parse(done.out.trim().split('\n').at(-1)!) as {
       status: string;
       failed: number;
@@ -225,10 +226,12 @@ describe('the maritaca-batch CLI driving batches', () => {
       'results',
       `${batchId}-retry-1`,
       '--merged',
+      '--wait',
       '-o',
       path.join(tmp, 'merged.jsonl'),
     );
-    expect(merged.code).toBe(0);
+    // The forced failure is still failed: "ended without every request succeeding".
+    expect(merged.code).toBe(4);
     expect(merged.out).toContain(`merged from ${batchId}, ${batchId}-retry-1`);
     const lines = readOpenAIBatchOutput(readFileSync(path.join(tmp, 'merged.jsonl'), 'utf8'));
     expect(lines.map((l) => l.custom_id)).toEqual(['ok-1', 'bad', 'ok-2']);

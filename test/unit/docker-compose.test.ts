@@ -321,19 +321,19 @@ describe('docker-compose.yml', () => {
       'deploy/scripts/setup-namespace.sh',
       'deploy/scripts/create-bucket.sh',
       'deploy/dynamicconfig/development-sql.yaml',
-      'deploy/examples/sample.jsonl',
+      'examples/sample.jsonl',
     ]) {
       expect({ path, exists: existsSync(join(ROOT, path)) }).toEqual({ path, exists: true });
     }
     expect(composeText).toContain('./deploy/scripts:/scripts:ro');
     expect(composeText).toContain('./deploy/dynamicconfig:/etc/temporal/config/dynamicconfig:ro');
-    expect(composeText).toContain('./deploy/examples:/examples:ro');
+    expect(composeText).toContain('./examples:/examples:ro');
   });
 
   it('creates the bucket idempotently and ships an example batch that parses', () => {
     const script = readFileSync(join(ROOT, 'deploy', 'scripts', 'create-bucket.sh'), 'utf8');
     expect(script).toMatch(/mc mb --ignore-existing "store\/\$BUCKET"/);
-    const lines = readFileSync(join(ROOT, 'deploy', 'examples', 'sample.jsonl'), 'utf8')
+    const lines = readFileSync(join(ROOT, 'examples', 'sample.jsonl'), 'utf8')
       .split('\n')
       .filter((line) => line.trim() !== '');
     expect(lines.length).toBeGreaterThan(0);

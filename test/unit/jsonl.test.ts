@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
@@ -15,6 +15,7 @@ import {
   type BatchFileProblem,
 } from '../../src/store/errors/invalid-batch-file-error';
 import { MaritacaBatchError } from '../../src/store/errors/maritaca-batch-error';
+import { validateBatchInput } from '../../src/client/validate';
 import { KNOWN_MODELS, type BatchRequest, type RequestOutcome } from '../../src/shared';
 
 const FIXTURES = path.join(__dirname, '..', 'fixtures');
@@ -618,5 +619,20 @@ describe('OpenAI Batch API output', () => {
       [2, undefined],
     ]);
     expect(problems[1]?.message).toMatch(/^not valid JSON/);
+  });
+});
+
+describe('the sample batch files in examples/', () => {
+  const dir = path.join(__dirname, '..', '..', 'examples');
+  const files = readdirSync(dir).filter((f) => f.endsWith('.jsonl'));
+
+  test.each(files)('%s parses and passes the same checks submit makes', async (file) => {
+    const { requests } = await parseBatchJsonlFile(path.join(dir, file));
+    expect(requests.length).toBeGreaterThan(0);
+    expect(() => validateBatchInput({ requests }, { inline: false })).not.toThrow();
+  });
+
+  test('there are samples in both formats', () => {
+    expect(files.sort()).toEqual(['openai-batch.jsonl', 'sample.jsonl']);
   });
 });

@@ -6,3 +6,4 @@ export { BatchNotFoundError } from './batch-not-found-error';
 export { MaritacaRequestError } from './maritaca-request-error';
 export { InvalidBatchFileError, type BatchFileProblem } from '../../store/errors/invalid-batch-file-error';
 export { BatchUpdateRefusedError } from './batch-update-refused-error';
+export { BatchIdInUseError } from './batch-id-in-use-error';
