@@ -1,14 +1,8 @@
-import { execFile, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { access, constants } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
 import http from 'node:http';
-import path from 'node:path';
-import { promisify } from 'node:util';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { freePort } from './dev-server';
-import { toolsVenv } from './temporal-cli';
-
-const execFileAsync = promisify(execFile);
+import { findTool, installIntoToolsVenv } from './tools-venv';
 
 /**
  * Version of `moto[server]` installed from PyPI when no S3 test server is found. Pinned so every
@@ -16,17 +10,7 @@ const execFileAsync = promisify(execFile);
  */
 export const MOTO_VERSION = '5.2.5';
 
-const executableName = process.platform === 'win32' ? 'moto_server.exe' : 'moto_server';
-const venvBin = process.platform === 'win32' ? 'Scripts' : 'bin';
-
-async function isExecutable(file: string): Promise<boolean> {
-  try {
-    await access(file, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
+const MOTO_LOOKUP = { command: 'moto_server', envVar: 'MOTO_SERVER_PATH', venvFirst: true };
 
 /**
  * Finds `moto_server`: `MOTO_SERVER_PATH`, then the package-local venv, then `PATH`. The venv
@@ -34,18 +18,7 @@ async function isExecutable(file: string): Promise<boolean> {
  * moto may emulate S3 differently. Returns `undefined` when there is none.
  */
 export async function findMotoServer(env: NodeJS.ProcessEnv = process.env): Promise<string | undefined> {
-  const explicit = env.MOTO_SERVER_PATH?.trim();
-  if (explicit) {
-    if (await isExecutable(explicit)) return explicit;
-    throw new Error(`MOTO_SERVER_PATH is set to "${explicit}", which is not an executable file`);
-  }
-  const local = path.join(toolsVenv(), venvBin, executableName);
-  if (await isExecutable(local)) return local;
-  for (const dir of (env.PATH ?? '').split(path.delimiter).filter(Boolean)) {
-    const candidate = path.join(dir, executableName);
-    if (await isExecutable(candidate)) return candidate;
-  }
-  return undefined;
+  return findTool(MOTO_LOOKUP, env);
 }
 
 /**
@@ -56,33 +29,7 @@ export async function findMotoServer(env: NodeJS.ProcessEnv = process.env): Prom
  * const motoServer = await ensureMotoServer(console.log);
  */
 export async function ensureMotoServer(log: (line: string) => void = () => undefined): Promise<string> {
-  const found = await findMotoServer();
-  if (found) return found;
-  const venv = toolsVenv();
-  const python = process.env.PYTHON ?? (process.platform === 'win32' ? 'python' : 'python3');
-  log(`moto_server not found; installing moto[server]==${MOTO_VERSION} into ${venv} ...`);
-  try {
-    if (!existsSync(path.join(venv, venvBin))) {
-      await execFileAsync(python, ['-m', 'venv', venv]);
-    }
-    await execFileAsync(
-      path.join(venv, venvBin, 'pip'),
-      ['install', '--disable-pip-version-check', '--quiet', `moto[server]==${MOTO_VERSION}`],
-      { maxBuffer: 16 * 1024 * 1024 },
-    );
-  } catch (err) {
-    const stderr = (err as { stderr?: string }).stderr ?? '';
-    throw new Error(
-      `Could not install moto[server] with pip (${(err as Error).message.split('\n')[0]}). ` +
-        `Install it yourself and set MOTO_SERVER_PATH, or put "moto_server" on PATH.\n${stderr}`,
-    );
-  }
-  const installed = path.join(venv, venvBin, executableName);
-  if (!(await isExecutable(installed))) {
-    throw new Error(`pip installed moto[server] but ${installed} is missing`);
-  }
-  log(`moto_server installed at ${installed}`);
-  return installed;
+  return (await findMotoServer()) ?? installIntoToolsVenv(`moto[server]==${MOTO_VERSION}`, MOTO_LOOKUP, log);
 }
 
 /** Options of {@link startS3Server}. */
