@@ -40,3 +40,27 @@ export const setConcurrencyUpdate = defineUpdate<number, [number]>(MessageNames.
 export const pauseSignal = defineSignal(MessageNames.pause);
 /** Starts calls again after `pause`. */
 export const resumeSignal = defineSignal(MessageNames.resume);
+
+/**
+ * What each signal, update and query does and what it takes, for people who send them by hand:
+ * the Temporal UI's signal, update and query dialogs (and `__temporal_workflow_metadata`) show
+ * these, so a payload can be written without opening the README.
+ */
+export const MessageDescriptions: Record<keyof typeof MessageNames, string> = {
+  approve:
+    'Approve the budget. Payload (all optional): {"budget": <BRL, default the estimate; while awaiting_budget, what finishing needs at worst>, "approvedBy": "<name>"}. An empty payload approves the estimate.',
+  reject:
+    'Reject the batch. Payload (optional): {"reason": "<text>"}. Before it runs the batch ends as rejected; while awaiting_budget, as budget_exhausted with the results so far.',
+  pause: 'Stop starting Maritaca calls; calls in flight finish. No payload. Send resume to go on.',
+  resume: 'Start Maritaca calls again after pause. No payload.',
+  approveBudget:
+    'Approve a budget and get the approval record back, or the reason it is refused. Payload: {"budget": <BRL, required>, "approvedBy": "<name>"}. Refused when the batch waits for no approval, or the budget is not positive, is below what was spent, or (while awaiting_budget) is not above the current budget.',
+  setConcurrency:
+    'Change how many Maritaca calls may run at once, effective now. Payload: a number from 1 to 1000, e.g. 10. Returns the new limit.',
+  progress:
+    'Where the batch stands: status, succeeded/failed/in flight/pending counts, estimate, approved budget, spend in BRL, approvals and what it waits for. No arguments.',
+  estimate:
+    'The cost estimate in BRL (tokens, input and output cost, totalCost, worst case maxCost), or null while it is computed. No arguments.',
+  completions:
+    'Outcomes in the order requests finished. Argument: {"from": <position, 0 first>, "limit": <at most, default 500>}. Returns {total, completed, nextFrom, status, outcomes}.',
+};

@@ -3,6 +3,7 @@ import {
   ActivityFailure,
   ApplicationFailure,
   CancellationScope,
+  ContinueAsNew,
   TimeoutFailure,
   allHandlersFinished,
   condition,
@@ -29,6 +30,7 @@ import {
   DEFAULT_RETRY,
   ESTIMATED_COST_KEY,
   FailureTypes,
+  MessageDescriptions,
   REQUESTS_KEY,
   NON_RETRYABLE_FAILURE_TYPES,
   addCosts,
@@ -41,6 +43,7 @@ import {
   completionsQuery,
   concurrencySchema,
   describeIssues,
+  describeRequestError,
   estimateQuery,
   parseDurationMs,
   pauseSignal,
@@ -238,6 +241,18 @@ export async function maritacaBatch(input: BatchInput): Promise<BatchResult> {
     state.detailsAt = now;
     setCurrentDetails(renderCurrentDetails(progress(), requestsPerMinute()));
   };
+  const renderFinalDetails = (lastError: string | null): void => {
+    state.waitingFor = null;
+    setCurrentDetails(renderCurrentDetails(progress(), requestsPerMinute(), lastError));
+  };
+  /** The error of the request that failed last, when outcomes are held here (inline batches). */
+  const lastRequestError = (): string | null => {
+    for (let at = completionOrder.length - 1; at >= 0; at -= 1) {
+      const outcome = outcomes[completionOrder[at]!];
+      if (outcome && !outcome.ok) return describeRequestError(outcome.error);
+    }
+    return null;
+  };
   const postProgressNow = (): void => {
     state.progressPosting = true;
     state.progressPostedAt = Date.now();
@@ -349,51 +364,61 @@ export async function maritacaBatch(input: BatchInput): Promise<BatchResult> {
   const waitingForApproval = (): boolean =>
     state.status === 'awaiting_approval' || state.status === 'awaiting_budget';
 
-  setHandler(progressQuery, progress);
-  setHandler(estimateQuery, () => state.estimate);
-  setHandler(completionsQuery, ({ from, limit }) => {
-    if (storeResults) {
-      // Stored batches hold no outcomes in memory: counts only; read the outcomes from the store.
-      const completed = state.succeeded + state.failed;
-      return { total, completed, nextFrom: completed, outcomes: [], status: state.status };
-    }
-    const start = Math.max(0, Math.floor(from));
-    const end = Math.min(completionOrder.length, start + Math.max(1, Math.min(limit ?? 500, 5000)));
-    const page = completionOrder.slice(start, end).map((index) => outcomes[index]!);
-    return {
-      total,
-      completed: completionOrder.length,
-      nextFrom: start + page.length,
-      outcomes: page,
-      status: state.status,
-    };
-  });
+  setHandler(progressQuery, progress, { description: MessageDescriptions.progress });
+  setHandler(estimateQuery, () => state.estimate, { description: MessageDescriptions.estimate });
+  setHandler(
+    completionsQuery,
+    ({ from, limit }) => {
+      if (storeResults) {
+        // Stored batches hold no outcomes in memory: counts only; read the outcomes from the store.
+        const completed = state.succeeded + state.failed;
+        return { total, completed, nextFrom: completed, outcomes: [], status: state.status };
+      }
+      const start = Math.max(0, Math.floor(from));
+      const end = Math.min(completionOrder.length, start + Math.max(1, Math.min(limit ?? 500, 5000)));
+      const page = completionOrder.slice(start, end).map((index) => outcomes[index]!);
+      return {
+        total,
+        completed: completionOrder.length,
+        nextFrom: start + page.length,
+        outcomes: page,
+        status: state.status,
+      };
+    },
+    { description: MessageDescriptions.completions },
+  );
 
-  setHandler(approveSignal, (payload) => {
-    const parsed = validateWith(approveSchema, payload ?? {});
-    if (!parsed.ok) {
-      log.warn('Ignoring approve signal with invalid payload', { issues: describeIssues(parsed.issues) });
-      return;
-    }
-    const { budget, approvedBy } = parsed.value;
-    if (state.rejected) return;
-    if (state.status === 'estimating') {
-      state.earlyApproval = parsed.value;
-      touch();
-    } else if (state.status === 'awaiting_approval') {
-      recordApproval(budget ?? state.estimate!.totalCost, 'signal', approvedBy);
-    } else if (state.status === 'awaiting_budget') {
-      const next = budget ?? neededToFinish();
-      if (next <= (approvedBudget() ?? 0) + COST_EPSILON) {
-        log.warn('Ignoring approve signal: the budget is not above the current one', { budget: next });
+  setHandler(
+    approveSignal,
+    (payload) => {
+      // A person sending `approve` from the UI may type no data at all: that approves the estimate.
+      const parsed = validateWith(approveSchema, isEmptyPayload(payload) ? {} : payload);
+      if (!parsed.ok) {
+        log.warn('Ignoring approve signal with invalid payload', { issues: describeIssues(parsed.issues) });
         return;
       }
-      recordApproval(next, 'signal', approvedBy);
-    } else {
-      log.info('Ignoring approve signal: the batch is not waiting for approval', { status: state.status });
-    }
-  });
+      const { budget, approvedBy } = parsed.value;
+      if (state.rejected) return;
+      if (state.status === 'estimating') {
+        state.earlyApproval = parsed.value;
+        touch();
+      } else if (state.status === 'awaiting_approval') {
+        recordApproval(budget ?? state.estimate!.totalCost, 'signal', approvedBy);
+      } else if (state.status === 'awaiting_budget') {
+        const next = budget ?? neededToFinish();
+        if (next <= (approvedBudget() ?? 0) + COST_EPSILON) {
+          log.warn('Ignoring approve signal: the budget is not above the current one', { budget: next });
+          return;
+        }
+        recordApproval(next, 'signal', approvedBy);
+      } else {
+        log.info('Ignoring approve signal: the batch is not waiting for approval', { status: state.status });
+      }
+    },
+    { description: MessageDescriptions.approve },
+  );
   setHandler(approveBudgetUpdate, ({ budget, approvedBy }) => recordApproval(budget, 'update', approvedBy), {
+    description: MessageDescriptions.approveBudget,
     validator: (arg) => {
       const parsed = validateWith(approveBudgetSchema, arg);
       if (!parsed.ok) throw new Error(describeIssues(parsed.issues));
@@ -412,23 +437,35 @@ export async function maritacaBatch(input: BatchInput): Promise<BatchResult> {
       }
     },
   });
-  setHandler(rejectSignal, (payload) => {
-    if (state.status !== 'estimating' && !waitingForApproval()) {
-      log.info('Ignoring reject signal: the batch is not waiting for approval', { status: state.status });
-      return;
-    }
-    state.rejected = true;
-    state.rejectionReason = payload?.reason ?? null;
-    touch();
-  });
-  setHandler(pauseSignal, () => {
-    state.paused = true;
-    touch();
-  });
-  setHandler(resumeSignal, () => {
-    state.paused = false;
-    touch();
-  });
+  setHandler(
+    rejectSignal,
+    (payload) => {
+      if (state.status !== 'estimating' && !waitingForApproval()) {
+        log.info('Ignoring reject signal: the batch is not waiting for approval', { status: state.status });
+        return;
+      }
+      state.rejected = true;
+      state.rejectionReason = payload?.reason ?? null;
+      touch();
+    },
+    { description: MessageDescriptions.reject },
+  );
+  setHandler(
+    pauseSignal,
+    () => {
+      state.paused = true;
+      touch();
+    },
+    { description: MessageDescriptions.pause },
+  );
+  setHandler(
+    resumeSignal,
+    () => {
+      state.paused = false;
+      touch();
+    },
+    { description: MessageDescriptions.resume },
+  );
   setHandler(
     setConcurrencyUpdate,
     (concurrency) => {
@@ -438,6 +475,7 @@ export async function maritacaBatch(input: BatchInput): Promise<BatchResult> {
       return concurrency;
     },
     {
+      description: MessageDescriptions.setConcurrency,
       validator: (concurrency) => {
         const parsed = validateWith(concurrencySchema, concurrency, ['concurrency']);
         if (!parsed.ok) throw new Error(describeIssues(parsed.issues));
@@ -455,14 +493,16 @@ export async function maritacaBatch(input: BatchInput): Promise<BatchResult> {
   refreshDetails(true);
 
   try {
-    return await runBatch();
+    const result = await runBatch();
+    // A closed batch is read through a replaying query: its details must say how it ended, the
+    // last error included, so a batch whose every request failed does not look like a success.
+    renderFinalDetails(lastRequestError());
+    return result;
   } catch (err) {
-    // A query on the closed run then says how it ended, not the phase it was in.
-    if (!isCancellation(err)) {
-      state.status = 'failed';
-      state.waitingFor = null;
-      refreshDetails(true);
-    }
+    if (err instanceof ContinueAsNew) throw err;
+    // Only the details change here: a status upsert would be a command old histories lack.
+    state.status = isCancellation(err) ? 'cancelled' : 'failed';
+    renderFinalDetails(state.status === 'failed' ? describeWorkflowError(err) : lastRequestError());
     throw err;
   } finally {
     if (progressUpdates) {
@@ -842,6 +882,20 @@ export async function maritacaBatch(input: BatchInput): Promise<BatchResult> {
     }
     return finish(endStatus);
   }
+}
+
+/**
+ * Whether an `approve` payload carries nothing: absent, `null`, or a blank string (what a form
+ * left empty may send). Such a signal approves the estimate.
+ */
+function isEmptyPayload(payload: unknown): boolean {
+  return payload === undefined || payload === null || (typeof payload === 'string' && payload.trim() === '');
+}
+
+/** Why the batch failed, in one line: an activity's failure names its cause too. */
+function describeWorkflowError(err: unknown): string {
+  if (err instanceof ActivityFailure && err.cause) return `${err.message}: ${err.cause.message}`;
+  return err instanceof Error ? err.message : String(err);
 }
 
 /** Turns an activity failure into the per-request error the batch reports. */

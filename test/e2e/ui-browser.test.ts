@@ -3,15 +3,37 @@ import { randomBytes } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { AesGcmPayloadCodec, MaritacaBatchClient, MaritacaBatchPlugin, startCodecServer } from '../../src';
+import { MessageDescriptions } from '../../src/shared';
 import { freePort, startDevServer } from '../../src/testing/dev-server';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
 import { questions, startTestContext, TEST_API_KEY, type TestContext } from '../helpers/context';
 import { waitFor } from '../helpers/wait';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = path.join(__dirname, '..', '..', 'test-artifacts', 'ui');
+/** Screenshots the README shows are refreshed by every run, so they show what the test saw. */
+const DOCS = path.join(__dirname, '..', '..', 'docs');
+/** The batch's search attributes, as the UI's column picker names them. */
+const SEARCH_ATTRIBUTE_COLUMNS = [
+  'MaritacaBatchStatus',
+  'MaritacaEstimatedCost',
+  'MaritacaActualCost',
+  'MaritacaRequests',
+];
+
+/** A screenshot kept in test-artifacts/ui/, and in docs/ too when the README shows it. */
+async function screenshot(
+  target: Page | Locator,
+  name: string,
+  docsName?: string,
+  options: { fullPage?: boolean } = {},
+): Promise<void> {
+  const image = await target.screenshot(options);
+  writeFileSync(path.join(ARTIFACTS, name), image);
+  if (docsName) writeFileSync(path.join(DOCS, docsName), image);
+}
 
 /**
  * Debian's Chromium, installed with apt when missing and possible. Returns why it is not
@@ -104,13 +126,38 @@ describeBrowser('watching and approving a batch in the Temporal UI (headless Chr
       fullPage: true,
     });
 
-    // 2. The workflow list, filtered by the status search attribute, finds the batches waiting for a person.
-    const query = `MaritacaBatchStatus="awaiting_approval"`;
+    // 2. A link to the workflow list, filtered by type and status, finds the batches waiting for a
+    // person; the column picker shows the batch's search attributes next to them.
+    const query = `WorkflowType="maritacaBatch" AND MaritacaBatchStatus="awaiting_approval"`;
     await page.goto(`${ui}/namespaces/default/workflows?query=${encodeURIComponent(query)}`, {
       waitUntil: 'load',
     });
-    await page.getByText(handle.batchId).first().waitFor({ timeout: 30_000 });
-    await page.screenshot({ path: path.join(ARTIFACTS, 'list-awaiting-approval.png'), fullPage: true });
+    const row = page.getByRole('row').filter({ hasText: handle.batchId });
+    await row.first().waitFor({ timeout: 30_000 });
+    await page.getByTestId('workflows-summary-table-configuration-button').click();
+    for (const column of SEARCH_ATTRIBUTE_COLUMNS) {
+      await page.getByRole('button', { name: `Add ${column} column` }).click();
+    }
+    // Room for them: the filter already says the type, and a waiting batch has no end.
+    for (const column of ['Run ID', 'Type', 'End']) {
+      await page.getByRole('button', { name: `Remove ${column} column` }).click();
+    }
+    await page.getByTestId('drawer-close-button').click();
+    await page.getByTestId('drawer-close-button').waitFor({ state: 'hidden' });
+    await waitFor(
+      () => page.getByRole('columnheader').allInnerTexts(),
+      (headers) => SEARCH_ATTRIBUTE_COLUMNS.every((c) => headers.some((h) => h.includes(c))),
+      { what: 'the search attribute columns' },
+    );
+    const estimate = (await handle.progress()).estimate!;
+    const cells = (await row.first().innerText()).split(/\s*\t\s*|\n/).filter(Boolean);
+    expect(cells).toEqual(
+      expect.arrayContaining(['awaiting_approval', String(estimate.totalCost), '0', '8']),
+    );
+    // The table is wider than the default viewport once the columns are in.
+    await page.setViewportSize({ width: 1920, height: 900 });
+    await screenshot(page, 'list-awaiting-approval.png', 'ui-awaiting-approval-list.png');
+    await page.setViewportSize({ width: 1400, height: 1000 });
 
     // 3. A person approves through the UI's own signal dialog, and the batch runs.
     await page.goto(`${ui}/namespaces/default/workflows/${handle.batchId}`, { waitUntil: 'load' });
@@ -140,9 +187,66 @@ describeBrowser('watching and approving a batch in the Temporal UI (headless Chr
     );
     // The UI's markdown renderer may typeset the slash as a fraction slash.
     expect(finalText).toMatch(/8[/⁄]8 \(100%\)/);
+    expect(finalText).toContain('All 8 requests succeeded');
     expect(finalText).toMatch(/Cost: spent R\$ 0\.\d+ · approved R\$ 0\.\d+/);
-    await page.screenshot({ path: path.join(ARTIFACTS, 'current-details-completed.png'), fullPage: true });
+    await screenshot(page, 'current-details-completed.png', 'ui-current-details.png', { fullPage: true });
   }, 180_000);
+
+  test("the signal dialog shows approve's description, and an empty payload approves the estimate", async () => {
+    const handle = await ctx.batches.start(questions(6), { model: 'sabiazinho-4', maxConcurrency: 2 });
+    const waiting = await waitFor(
+      () => handle.progress(),
+      (p) => p.status === 'awaiting_approval',
+    );
+
+    await page.goto(`${ui}/namespaces/default/workflows/${handle.batchId}`, { waitUntil: 'load' });
+    await page.getByRole('button', { name: 'More Actions' }).first().click();
+    await page.getByRole('menuitem', { name: 'Send a Signal' }).filter({ visible: true }).first().click();
+    await page.getByTestId('signal-select-button').filter({ visible: true }).first().click();
+    // The UI lists each signal the workflow registered with its description under the name.
+    const approve = page.getByRole('option', { name: 'approve' }).filter({ visible: true }).first();
+    await approve.waitFor();
+    const shown = await approve.innerText();
+    expect(shown).toContain(MessageDescriptions.approve);
+    expect(shown).toContain('An empty payload approves the estimate.');
+    await approve.hover();
+    const dialog = page.locator('[role=dialog], dialog').filter({ visible: true }).first();
+    await screenshot(dialog, 'approve-dialog.png', 'ui-approve-dialog.png');
+
+    await approve.click();
+    const editor = page
+      .locator('[role=dialog] .cm-content, dialog .cm-content')
+      .filter({ visible: true })
+      .first();
+    // Nothing typed: the UI sends the signal without a payload.
+    expect((await editor.innerText()).trim()).toBe('');
+    await page.getByRole('button', { name: 'Submit' }).filter({ visible: true }).first().click();
+
+    const result = await handle.result();
+    expect(result.status).toBe('completed');
+    expect(result.approvals).toHaveLength(1);
+    expect(result.approvals[0]).toMatchObject({ via: 'signal', budget: waiting.estimate!.totalCost });
+    expect(result.approvals[0]!.approvedBy).toBeUndefined();
+    expect(result.approvedBudget).toBe(waiting.estimate!.totalCost);
+  }, 180_000);
+
+  test('a batch whose every request failed says so in its current details', async () => {
+    const refused = Array.from({ length: 4 }, (_, i) => ({
+      id: `r${i}`,
+      messages: [{ role: 'user' as const, content: `Pergunta recusada ${i} [[fake-status:401]]` }],
+    }));
+    const handle = await ctx.batches.start(refused, { returnExceptions: true, autoApproveBelow: 10 });
+    expect((await handle.result()).counts).toMatchObject({ succeeded: 0, failed: 4 });
+    await page.goto(`${ui}/namespaces/default/workflows/${handle.batchId}`, { waitUntil: 'load' });
+    await page.getByText('User Metadata').first().click();
+    const text = await waitFor(
+      () => visibleText(page),
+      (t) => t.includes('Status: completed'),
+      { what: 'the final details in the UI' },
+    );
+    expect(text).toContain('All 4 requests failed (last error: MaritacaAuthenticationError (HTTP 401)');
+    await screenshot(page, 'current-details-all-failed.png', undefined, { fullPage: true });
+  }, 120_000);
 
   test('an encrypted batch shows its decoded input in the UI of a dev server started with --ui-codec-endpoint', async () => {
     const keys = { keyId: 'ui', key: randomBytes(32) };
