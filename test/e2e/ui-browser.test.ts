@@ -23,7 +23,10 @@ const SEARCH_ATTRIBUTE_COLUMNS = [
   'MaritacaRequests',
 ];
 
-/** A screenshot kept in test-artifacts/ui/, and in docs/ too when the README shows it. */
+/**
+ * A screenshot kept in test-artifacts/ui/; the README's copies in docs/ are refreshed only with
+ * `UPDATE_DOCS_SCREENSHOTS=1`, so a test run never leaves tracked files changed.
+ */
 async function screenshot(
   target: Page | Locator,
   name: string,
@@ -32,7 +35,8 @@ async function screenshot(
 ): Promise<void> {
   const image = await target.screenshot(options);
   writeFileSync(path.join(ARTIFACTS, name), image);
-  if (docsName) writeFileSync(path.join(DOCS, docsName), image);
+  if (docsName && process.env.UPDATE_DOCS_SCREENSHOTS === '1')
+    writeFileSync(path.join(DOCS, docsName), image);
 }
 
 /**
