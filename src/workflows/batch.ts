@@ -44,6 +44,7 @@ import {
   concurrencySchema,
   describeIssues,
   describeRequestError,
+  markdownText,
   estimateQuery,
   parseDurationMs,
   pauseSignal,
@@ -114,9 +115,12 @@ interface Blocked {
 export async function maritacaBatch(input: BatchInput): Promise<BatchResult> {
   const validated = validateWith(batchInputSchema, input);
   if (!validated.ok) {
+    const message = `Invalid batch input: ${describeIssues(validated.issues)}`;
+    // Not a command: the UI shows why the batch failed instead of blank details.
+    setCurrentDetails(`**Status:** failed\n\n**Failed:** ${markdownText(message)}`);
     throw ApplicationFailure.create({
       type: FailureTypes.InvalidInput,
-      message: `Invalid batch input: ${describeIssues(validated.issues)}`,
+      message,
       nonRetryable: true,
       details: [validated.issues],
     });
@@ -245,14 +249,9 @@ export async function maritacaBatch(input: BatchInput): Promise<BatchResult> {
     state.waitingFor = null;
     setCurrentDetails(renderCurrentDetails(progress(), requestsPerMinute(), lastError));
   };
-  /** The error of the request that failed last, when outcomes are held here (inline batches). */
-  const lastRequestError = (): string | null => {
-    for (let at = completionOrder.length - 1; at >= 0; at -= 1) {
-      const outcome = outcomes[completionOrder[at]!];
-      if (outcome && !outcome.ok) return describeRequestError(outcome.error);
-    }
-    return null;
-  };
+  /** The error of the request that failed last in this run, inline and stored batches alike. */
+  let lastFailure: RequestError | null = null;
+  const lastRequestError = (): string | null => (lastFailure ? describeRequestError(lastFailure) : null);
   const postProgressNow = (): void => {
     state.progressPosting = true;
     state.progressPostedAt = Date.now();
@@ -720,6 +719,7 @@ export async function maritacaBatch(input: BatchInput): Promise<BatchResult> {
           error,
           attempts: attemptsSoFar,
         };
+        lastFailure = error;
         try {
           await CancellationScope.nonCancellable(() => recordFailure(item, outcome));
         } catch (writeError) {
