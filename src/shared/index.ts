@@ -9,3 +9,6 @@ export * from './resolve';
 export * from './rate-window';
 export * from './search-attributes';
 export * from './details';
+export * from './budget-ledger';
+export * from './dispatch-policy';
+export * from './batch-state';

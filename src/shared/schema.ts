@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { parseDurationMs } from './duration';
 import { KNOWN_MODELS } from './prices';
-import type { CarriedState } from './types';
+import type { CarriedState } from './batch-state';
 
 /** Roles a chat message may have. */
 export const MESSAGE_ROLES = ['system', 'user', 'assistant'] as const;

@@ -290,32 +290,3 @@ export interface LoadPageOutput {
   /** Byte offset of the next page in the source file. */
   nextByteOffset?: number;
 }
-
-/** What a batch carries into its next run when it continues as new. */
-export interface CarriedState {
-  run: number;
-  startedAt: string;
-  runningSince: number | null;
-  estimate: BatchEstimate;
-  approvals: ApprovalRecord[];
-  nextIndex: number;
-  /** Where the page holding `nextIndex` starts: its first index and (for a source) its byte offset. */
-  pageStartIndex: number;
-  byteOffset: number;
-  succeeded: number;
-  failed: number;
-  actualCost: number;
-  dispatchedCost: number;
-  dispatchedMaxCost: number;
-  maxConcurrency: number;
-  window: number;
-  paused: boolean;
-  holdUntil: number;
-  rateLimitedResponses: number;
-  rateWindow: { index: number; at: number; inputTokens: number; outputTokens: number }[];
-  retryQueue: PageItem[];
-  priorAttempts: Record<string, number>;
-  results: ResultsRef;
-  /** Pages whose requests are not all settled, with how many are (absent in runs of earlier versions). */
-  openPages?: { start: number; end: number; settled: number }[];
-}

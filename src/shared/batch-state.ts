@@ -1,0 +1,357 @@
+import { BudgetLedger } from './budget-ledger';
+import { allowedInFlight, type DispatchView } from './dispatch-policy';
+import { adaptWindow, type RateLimits, type WindowEntry } from './rate-window';
+import type {
+  ApprovalRecord,
+  BatchEstimate,
+  BatchProgress,
+  BatchStatus,
+  PageItem,
+  ResultsRef,
+  WaitingFor,
+} from './types';
+
+/** A page of requests whose outcomes are not all settled yet (compacted in the store once they are). */
+export interface OpenPage {
+  start: number;
+  end: number;
+  settled: number;
+}
+
+/**
+ * What crosses continue-as-new, each with the value a first run starts from. Adding a field to
+ * the carried state is one line here: restoring and producing it follow.
+ */
+function carriedDefaults(maxConcurrency: number) {
+  return {
+    run: 0,
+    startedAt: '',
+    runningSince: null as number | null,
+    estimate: null as BatchEstimate | null,
+    approvals: [] as ApprovalRecord[],
+    /** Index of the first request never started. */
+    nextIndex: 0,
+    /** Where the page holding `nextIndex` starts: its first index and (for a source) its byte offset. */
+    pageStartIndex: 0,
+    byteOffset: 0,
+    succeeded: 0,
+    failed: 0,
+    actualCost: 0,
+    dispatchedCost: 0,
+    dispatchedMaxCost: 0,
+    maxConcurrency,
+    window: maxConcurrency,
+    paused: false,
+    holdUntil: 0,
+    rateLimitedResponses: 0,
+    rateWindow: [] as WindowEntry[],
+    /** Requests sent back by a 429, to go before the ones never started. */
+    retryQueue: [] as PageItem[],
+    /** Attempts spent in earlier executions of a request (each 429 ends one). */
+    priorAttempts: {} as Record<string, number>,
+    results: null as ResultsRef | null,
+    openPages: [] as OpenPage[],
+  };
+}
+
+/** What a batch carries into its next run when it continues as new. */
+export type CarriedState = ReturnType<typeof carriedDefaults>;
+
+/** State that lives within one run only. */
+function transientDefaults() {
+  return {
+    status: 'estimating' as BatchStatus,
+    waitingFor: null as WaitingFor,
+    inFlight: 0,
+    reservations: {} as Record<string, number>,
+    reserved: 0,
+    estimatedCost: 0,
+    estimatedMaxCost: 0,
+    /** An `approve` signal that arrived before the estimate was known. */
+    earlyApproval: null as { budget?: number; approvedBy?: string } | null,
+    rejected: false,
+    rejectionReason: null as string | null,
+    updatedAt: '',
+    /** Bumped on every change, so a loop can wait for "anything happened". */
+    version: 0,
+  };
+}
+
+type StateData = CarriedState & ReturnType<typeof transientDefaults>;
+
+/**
+ * The one owner of a batch's state: counters, money (through its {@link BudgetLedger}), the
+ * concurrency window, the rate window and the cursor. Every change goes through a method that
+ * bumps `version` and tells `onChange`, so nothing that waits for a change can miss one, and the
+ * continue-as-new state is produced and restored here alone. Plain JSON inside; no Temporal
+ * import, so the same object runs in the workflow and in property tests.
+ */
+export class BatchState {
+  private readonly d: StateData;
+  /** The money: approvals, spend, reservations. */
+  readonly ledger: BudgetLedger;
+
+  constructor(
+    options: { maxConcurrency: number; startedAt: string; now: () => number },
+    carried?: Partial<CarriedState>,
+  ) {
+    this.d = { ...carriedDefaults(options.maxConcurrency), ...transientDefaults(), ...carried };
+    this.d.startedAt ||= options.startedAt;
+    this.d.updatedAt = this.d.startedAt;
+    if (carried) this.d.status = 'running';
+    if (this.d.estimate) {
+      this.d.estimatedCost = this.d.estimate.totalCost;
+      this.d.estimatedMaxCost = this.d.estimate.maxCost;
+    }
+    this.d.run += 1;
+    this.now = options.now;
+    this.ledger = new BudgetLedger(this.d);
+  }
+
+  private readonly now: () => number;
+  private onChange: () => void = () => undefined;
+
+  /** Who hears every change (the workflow's reporting: details and the progress webhook). */
+  listen(onChange: () => void): void {
+    this.onChange = onChange;
+  }
+
+  /** Read-only view of everything (for queries and the workflow's decisions). */
+  get view(): Readonly<StateData> {
+    return this.d;
+  }
+
+  private changed(): void {
+    this.d.updatedAt = new Date(this.now()).toISOString();
+    this.d.version += 1;
+    this.onChange();
+  }
+
+  /** Something the state does not hold changed (a page arrived, a compaction ended): wake whoever waits. */
+  bump(): void {
+    this.changed();
+  }
+
+  /** Moves to a status (and what it waits for); says whether the status itself changed. */
+  setStatus(
+    status: BatchStatus,
+    waitingFor: WaitingFor = null,
+  ): { changed: boolean; statusChanged: boolean } {
+    if (this.d.status === status && this.d.waitingFor === waitingFor)
+      return { changed: false, statusChanged: false };
+    const statusChanged = this.d.status !== status;
+    this.d.status = status;
+    this.d.waitingFor = waitingFor;
+    this.changed();
+    return { changed: true, statusChanged };
+  }
+
+  /** Sets the status without telling anyone: for the last word of a run that is failing. */
+  markEnded(status: BatchStatus): void {
+    this.d.status = status;
+    this.d.waitingFor = null;
+  }
+
+  /** Records the estimate (the ledger measures the rest against it). */
+  setEstimate(estimate: BatchEstimate): void {
+    this.d.estimate = estimate;
+    this.ledger.setEstimate(estimate.totalCost, estimate.maxCost);
+    this.changed();
+  }
+
+  /** Adds an approval; its budget is in force from now on. */
+  approve(budget: number, via: ApprovalRecord['via'], approvedBy?: string): ApprovalRecord {
+    const record: ApprovalRecord = { budget, via, at: new Date(this.now()).toISOString() };
+    if (approvedBy !== undefined) record.approvedBy = approvedBy;
+    this.ledger.approve(record);
+    this.changed();
+    return record;
+  }
+
+  /** Keeps an approval that arrived before the estimate, for when it is known. */
+  approveEarly(approval: { budget?: number; approvedBy?: string }): void {
+    this.d.earlyApproval = approval;
+    this.changed();
+  }
+
+  /** Rejects the batch (before it runs, or while it waits for budget). */
+  reject(reason: string | null): void {
+    this.d.rejected = true;
+    this.d.rejectionReason = reason;
+    this.changed();
+  }
+
+  /** Stops or restarts new calls. */
+  setPaused(paused: boolean): void {
+    this.d.paused = paused;
+    this.changed();
+  }
+
+  /** Changes the concurrency cap, resetting the 429 back-off to it. */
+  setConcurrency(concurrency: number): void {
+    this.d.maxConcurrency = concurrency;
+    this.d.window = concurrency;
+    this.changed();
+  }
+
+  /** Notes that running began (kept across runs, for the requests-per-minute figure). */
+  markRunning(): void {
+    this.d.runningSince ??= this.now();
+  }
+
+  /** Where the results go, once known. */
+  setResults(results: ResultsRef): void {
+    this.d.results = results;
+  }
+
+  /** Calls that may be in flight now. */
+  get allowedInFlight(): number {
+    return allowedInFlight(this.d.window, this.d.maxConcurrency);
+  }
+
+  /** The snapshot the dispatch policy decides on. */
+  dispatchView(rateLimit: RateLimits | undefined): DispatchView {
+    return {
+      paused: this.d.paused,
+      inFlight: this.d.inFlight,
+      window: this.d.window,
+      maxConcurrency: this.d.maxConcurrency,
+      holdUntil: this.d.holdUntil,
+      ...(rateLimit ? { rateLimit } : {}),
+      rateWindow: this.d.rateWindow,
+      ledger: this.ledger,
+    };
+  }
+
+  /** Takes the next request off the queues: a 429's retry first, else the page buffer's head. */
+  takeNext(buffer: PageItem[]): void {
+    if (this.d.retryQueue.length > 0) this.d.retryQueue.shift();
+    else {
+      const item = buffer.shift();
+      if (item) this.d.nextIndex = item.index + 1;
+    }
+  }
+
+  /** A call starts: it is in flight, its worst case is reserved and (with limits) it counts against the minute. */
+  startCall(item: PageItem, countInRateWindow: boolean): void {
+    this.d.inFlight += 1;
+    this.ledger.reserve(item.index, item.cost, item.maxCost);
+    if (countInRateWindow) {
+      this.d.rateWindow.push({
+        index: item.index,
+        at: this.now(),
+        inputTokens: item.inputTokens,
+        outputTokens: item.call.maxTokens,
+      });
+    }
+    this.changed();
+  }
+
+  /** A call answered: spend its real cost, grow the window, and count what it really used against the minute. */
+  callSucceeded(
+    index: number,
+    cost: number,
+    usage: { promptTokens: number; completionTokens: number },
+  ): void {
+    delete this.d.priorAttempts[index];
+    this.d.succeeded += 1;
+    this.ledger.settle(index, cost);
+    this.d.window = adaptWindow(this.d.window, this.d.maxConcurrency, 'success');
+    const entry = this.d.rateWindow.find((e) => e.index === index);
+    if (entry) {
+      entry.inputTokens = usage.promptTokens;
+      entry.outputTokens = usage.completionTokens;
+    }
+  }
+
+  /**
+   * A call answered 429: narrow the window, hold every start for `retryAfterMs`, and send the
+   * request back to the queue while it has attempts left. Returns whether it was sent back.
+   */
+  callRateLimited(
+    item: PageItem,
+    retryAfterMs: number,
+    attemptsSoFar: number,
+    maximumAttempts: number,
+  ): boolean {
+    this.d.rateLimitedResponses += 1;
+    this.d.window = adaptWindow(this.d.window, this.d.maxConcurrency, 'rate_limited');
+    this.d.holdUntil = Math.max(this.d.holdUntil, this.now() + retryAfterMs);
+    if (attemptsSoFar >= maximumAttempts) return false;
+    this.d.priorAttempts[item.index] = attemptsSoFar;
+    this.d.retryQueue.push(item);
+    this.ledger.requeue(item.index, item.cost, item.maxCost);
+    return true;
+  }
+
+  /** Attempts a request spent in earlier executions (each 429 ends one). */
+  priorAttemptsOf(index: number): number {
+    return this.d.priorAttempts[index] ?? 0;
+  }
+
+  /** A request failed for good. */
+  callFailed(index: number): void {
+    delete this.d.priorAttempts[index];
+    this.d.failed += 1;
+  }
+
+  /** A call is over, however it ended: it leaves the window and gives its reservation back. */
+  callEnded(index: number): void {
+    this.d.inFlight -= 1;
+    this.ledger.release(index);
+    this.changed();
+  }
+
+  /** Starts tracking a loaded page (once: a resumed run re-reads the page it stopped in). */
+  openPage(start: number, end: number): void {
+    if (end > start && !this.d.openPages.some((p) => p.start === start)) {
+      this.d.openPages.push({ start, end, settled: 0 });
+    }
+  }
+
+  /** Counts a request as settled for good; returns its page when that was the page's last one. */
+  settle(index: number): { start: number; end: number } | null {
+    const at = this.d.openPages.findIndex((p) => index >= p.start && index < p.end);
+    if (at === -1) return null;
+    const page = this.d.openPages[at]!;
+    page.settled += 1;
+    if (page.settled < page.end - page.start) return null;
+    this.d.openPages.splice(at, 1);
+    return { start: page.start, end: page.end };
+  }
+
+  /** Answer of the `progress` query. */
+  progress(total: number): BatchProgress {
+    const d = this.d;
+    return {
+      status: d.status,
+      total,
+      completed: d.succeeded + d.failed,
+      succeeded: d.succeeded,
+      failed: d.failed,
+      inFlight: d.inFlight,
+      pending: total - d.succeeded - d.failed - d.inFlight,
+      estimate: d.estimate,
+      approvedBudget: this.ledger.approved,
+      actualCost: d.actualCost,
+      currency: 'BRL',
+      startedAt: d.startedAt,
+      updatedAt: d.updatedAt,
+      approval: d.approvals.at(-1) ?? null,
+      rejectionReason: d.rejectionReason,
+      approvals: d.approvals,
+      waitingFor: d.waitingFor,
+      budget: this.ledger.budgetState(),
+      concurrency: { max: d.maxConcurrency, current: this.allowedInFlight },
+      paused: d.paused,
+      rateLimitedResponses: d.rateLimitedResponses,
+    };
+  }
+
+  /** The state the next run starts from; `cursor` is where its paging resumes. */
+  toCarried(cursor: { startIndex: number; byteOffset: number }): CarriedState {
+    const carried = {} as Record<string, unknown>;
+    for (const key of Object.keys(carriedDefaults(0))) carried[key] = this.d[key as keyof StateData];
+    return { ...(carried as CarriedState), pageStartIndex: cursor.startIndex, byteOffset: cursor.byteOffset };
+  }
+}

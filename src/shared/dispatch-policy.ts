@@ -1,0 +1,89 @@
+import type { BudgetLedger } from './budget-ledger';
+import { pruneWindow, rateWaitMs, type RateLimits, type WindowEntry } from './rate-window';
+import type { BatchStatus, WaitingFor } from './types';
+
+/** Why the next request may not start now. */
+export type BlockReason =
+  'paused' | 'window_full' | 'retry_after' | 'rate_limit' | 'budget' | 'awaiting_budget';
+
+/** What the policy reads: a plain snapshot of the batch, taken when the question is asked. */
+export interface DispatchView {
+  paused: boolean;
+  inFlight: number;
+  /** The concurrency window after 429 back-off (fractional; see `adaptWindow`). */
+  window: number;
+  maxConcurrency: number;
+  /** Workflow time (ms) until which a 429's Retry-After holds every start. */
+  holdUntil: number;
+  /** The key's per-minute limits, when declared. */
+  rateLimit?: RateLimits;
+  /** Starts still counted in the per-minute window (pruned in place as time passes). */
+  rateWindow: WindowEntry[];
+  ledger: BudgetLedger;
+}
+
+/** The request that would start next: the tokens it may use and its worst-case cost. */
+export interface DispatchCandidate {
+  inputTokens: number;
+  outputTokens: number;
+  maxCost: number;
+}
+
+/** The policy's answer: start now, or why not and (for time-based blocks) until when. */
+export type DispatchDecision =
+  | { start: true }
+  | {
+      start: false;
+      reason: BlockReason;
+      /** Workflow time (ms) at which the block lifts by itself; absent when only an event can lift it. */
+      until?: number;
+    };
+
+/** Status and `waitingFor` a batch shows while blocked for each reason. */
+export const BLOCKED_STATE: Record<BlockReason, { status: BatchStatus; waitingFor: WaitingFor }> = {
+  paused: { status: 'paused', waitingFor: 'pause' },
+  window_full: { status: 'running', waitingFor: null },
+  retry_after: { status: 'running', waitingFor: 'retry_after' },
+  rate_limit: { status: 'running', waitingFor: 'rate_limit' },
+  budget: { status: 'running', waitingFor: 'budget' },
+  awaiting_budget: { status: 'awaiting_budget', waitingFor: 'budget' },
+};
+
+/** Calls that may be in flight at once: the window, never above `maxConcurrency` nor below 1. */
+export function allowedInFlight(window: number, maxConcurrency: number): number {
+  return Math.max(1, Math.min(maxConcurrency, Math.floor(window)));
+}
+
+/**
+ * May the next request start at `now`, and if not, why and until when. The order of the checks
+ * is the order of what a person can do about them: a pause, the window, a 429's hold, the
+ * key's per-minute limits, then the budget (which waits for calls in flight to settle before it
+ * asks anyone for more).
+ */
+export function decideDispatch(
+  view: DispatchView,
+  candidate: DispatchCandidate,
+  now: number,
+): DispatchDecision {
+  if (view.paused) return { start: false, reason: 'paused' };
+  if (view.inFlight >= allowedInFlight(view.window, view.maxConcurrency)) {
+    return { start: false, reason: 'window_full' };
+  }
+  if (now < view.holdUntil) return { start: false, reason: 'retry_after', until: view.holdUntil };
+  if (view.rateLimit) {
+    pruneWindow(view.rateWindow, now);
+    const wait = rateWaitMs(
+      view.rateWindow,
+      view.rateLimit,
+      now,
+      candidate.inputTokens,
+      candidate.outputTokens,
+    );
+    if (wait > 0) return { start: false, reason: 'rate_limit', until: now + wait };
+  }
+  if (!view.ledger.fits(candidate.maxCost)) {
+    // With calls in flight, their real cost may free room; with none, only a person can.
+    return { start: false, reason: view.inFlight > 0 ? 'budget' : 'awaiting_budget' };
+  }
+  return { start: true };
+}

@@ -1,0 +1,41 @@
+import { ActivityFailure, ApplicationFailure, TimeoutFailure } from '@temporalio/workflow';
+import { FailureTypes, type CallFailureDetails, type RequestError } from '../shared';
+
+/** A failed call as the batch reports it: the error, the attempts it took, and any Retry-After. */
+export interface DescribedFailure {
+  error: RequestError;
+  attempts: number;
+  /** From a 429's `Retry-After`: how long the whole batch should hold back. */
+  retryAfterMs?: number;
+}
+
+/**
+ * Turns what a `callMaritaca` activity failed with into the per-request error the batch reports.
+ * The activity's own `ApplicationFailure` carries the HTTP status, the attempt and Retry-After;
+ * a Temporal-side timeout means the call never reported back, after every attempt.
+ */
+export function describeCallFailure(err: unknown, maximumAttempts: number): DescribedFailure {
+  const cause = err instanceof ActivityFailure ? err.cause : err;
+  if (cause instanceof ApplicationFailure) {
+    const details = (cause.details?.[0] ?? {}) as Partial<CallFailureDetails>;
+    const error: RequestError = { type: cause.type ?? 'Error', message: cause.message };
+    if (details.status !== undefined) error.status = details.status;
+    const described: DescribedFailure = { error, attempts: details.attempt ?? maximumAttempts };
+    if (details.retryAfterMs !== undefined) described.retryAfterMs = details.retryAfterMs;
+    return described;
+  }
+  if (cause instanceof TimeoutFailure) {
+    return {
+      error: { type: FailureTypes.Timeout, message: `Maritaca call timed out (${cause.timeoutType})` },
+      attempts: maximumAttempts,
+    };
+  }
+  const message = cause instanceof Error ? cause.message : String(cause);
+  return { error: { type: 'Error', message }, attempts: maximumAttempts };
+}
+
+/** Why the batch failed, in one line: an activity's failure names its cause too. */
+export function describeWorkflowError(err: unknown): string {
+  if (err instanceof ActivityFailure && err.cause) return `${err.message}: ${err.cause.message}`;
+  return err instanceof Error ? err.message : String(err);
+}
