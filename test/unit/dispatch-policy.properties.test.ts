@@ -1,0 +1,279 @@
+import fc from 'fast-check';
+import {
+  BatchState,
+  COST_EPSILON,
+  RATE_WINDOW_MARGIN_MS,
+  allowedInFlight,
+  decideDispatch,
+  rateWaitMs,
+  type PageItem,
+} from '../../src/shared';
+import {
+  scenarioArb,
+  simEventsArb,
+  simulate,
+  type DispatchPolicy,
+  type SimProperty,
+  type StateFactory,
+  type StateOptions,
+} from '../helpers/batch-simulator';
+
+/**
+ * Flow control under random sequences of events (starts, answers costing up to their worst case,
+ * 429s with random Retry-After, failures, approvals, pauses, resizes, clock advances), each
+ * sequence followed by a drain that finishes the batch. Every property runs on the real policy
+ * and state, and again on a deliberately broken one that it must catch.
+ */
+
+const RUNS = 1000;
+
+interface Broken {
+  policy?: DispatchPolicy;
+  createState?: StateFactory;
+}
+
+/** Situations a property is about, counted over the runs so a property cannot hold vacuously. */
+type Seen = Record<'budgetBlocks' | 'rateBlocks' | 'awaitingBudget' | 'windowFull' | 'requeues', number>;
+
+function newSeen(): Seen {
+  return { budgetBlocks: 0, rateBlocks: 0, awaitingBudget: 0, windowFull: 0, requeues: 0 };
+}
+
+/** The property that `property` is never violated, with the policy and state given. */
+function holds(
+  property: SimProperty,
+  broken: Broken = {},
+  rateLimit: 'always' | 'sometimes' = 'sometimes',
+  seen: Seen = newSeen(),
+) {
+  return fc.property(scenarioArb(rateLimit), simEventsArb, (scenario, events) => {
+    const sim = simulate(scenario, events, broken);
+    for (const d of sim.decisions) {
+      if (d.start) continue;
+      if (d.reason === 'budget') seen.budgetBlocks++;
+      if (d.reason === 'rate_limit') seen.rateBlocks++;
+      if (d.reason === 'awaiting_budget') seen.awaitingBudget++;
+      if (d.reason === 'window_full') seen.windowFull++;
+    }
+    seen.requeues += sim.records.reduce((n, r) => n + r.requeues, 0);
+    const violations = sim.violationsOf(property);
+    if (violations.length > 0) {
+      throw new Error(violations.map((v) => `step ${v.step}: ${v.message}`).join('\n'));
+    }
+  });
+}
+
+/** Runs a broken variant and returns how it failed (the property must catch it). */
+function mustFail(property: SimProperty, broken: Broken, rateLimit: 'always' | 'sometimes' = 'sometimes') {
+  const result = fc.check(holds(property, broken, rateLimit), { numRuns: RUNS, endOnFailure: true });
+  expect(result.failed).toBe(true);
+  return String(result.errorInstance);
+}
+
+/** Mutable access to the fields a broken state tampers with. */
+type Tamper = { window: number; retryQueue: PageItem[] };
+const tamper = (state: BatchState) => state.view as unknown as Tamper;
+
+/** Ignores the budget: starts whatever the ledger says. */
+const ignoresBudget: DispatchPolicy = (view, candidate, now) => {
+  const decision = decideDispatch(view, candidate, now);
+  return !decision.start && (decision.reason === 'budget' || decision.reason === 'awaiting_budget')
+    ? { start: true }
+    : decision;
+};
+
+/** Forgets the reservations of calls in flight: measures only what was spent against the budget. */
+const forgetsReservations: DispatchPolicy = (view, candidate, now) => {
+  const decision = decideDispatch(view, candidate, now);
+  const fitsSpent = view.ledger.spent + candidate.maxCost <= (view.ledger.approved ?? 0) + COST_EPSILON;
+  return !decision.start && decision.reason === 'budget' && fitsSpent ? { start: true } : decision;
+};
+
+/** Ignores the per-minute window. */
+const ignoresRateWindow: DispatchPolicy = (view, candidate, now) => {
+  const { rateLimit: _ignored, ...rest } = view;
+  return decideDispatch(rest, candidate, now);
+};
+
+/** Counts starts for 60 s instead of 61: forgets the margin for a call reaching Maritaca late. */
+const forgetsRateMargin: DispatchPolicy = (view, candidate, now) => {
+  const { rateLimit, ...rest } = view;
+  const decision = decideDispatch(rest, candidate, now);
+  if (!decision.start || !rateLimit) return decision;
+  const wait = rateWaitMs(
+    view.rateWindow,
+    rateLimit,
+    now + RATE_WINDOW_MARGIN_MS,
+    candidate.inputTokens,
+    candidate.outputTokens,
+  );
+  return wait > 0 ? { start: false, reason: 'rate_limit', until: now + wait } : decision;
+};
+
+/** Counts requests against the minute but not their tokens. */
+const ignoresTokens: DispatchPolicy = (view, candidate, now) =>
+  decideDispatch(view, { ...candidate, inputTokens: 0, outputTokens: 0 }, now);
+
+/** Asks a person for budget whenever the next call does not fit, even with calls in flight. */
+const awaitsBudgetEarly: DispatchPolicy = (view, candidate, now) => {
+  const decision = decideDispatch(view, candidate, now);
+  return !decision.start && decision.reason === 'budget'
+    ? { start: false, reason: 'awaiting_budget' }
+    : decision;
+};
+
+/** Lets one more call in flight than the window (and the cap) allow. */
+const windowOffByOne: DispatchPolicy = (view, candidate, now) =>
+  decideDispatch(
+    { ...view, window: view.window + 1, maxConcurrency: view.maxConcurrency + 1 },
+    candidate,
+    now,
+  );
+
+/** Lowering the cap leaves the window where it was, above the new cap. */
+class ResizeKeepsWindow extends BatchState {
+  override setConcurrency(concurrency: number): void {
+    const before = this.view.window;
+    super.setConcurrency(concurrency);
+    tamper(this).window = before;
+  }
+}
+
+/** A 429 halves the window with no floor, so it drops below one call. */
+class BackoffWithoutFloor extends BatchState {
+  override callRateLimited(item: PageItem, retryAfterMs: number, attempts: number, maximum: number): boolean {
+    const before = this.view.window;
+    const requeued = super.callRateLimited(item, retryAfterMs, attempts, maximum);
+    tamper(this).window = before / 2;
+    return requeued;
+  }
+}
+
+/** Starting a retried request leaves it at the head of the retry queue: it starts twice. */
+class RetryStaysQueued extends BatchState {
+  override takeNext(buffer: PageItem[]): void {
+    if (this.view.retryQueue.length > 0) return;
+    super.takeNext(buffer);
+  }
+}
+
+/** A 429 says the request went back to the queue, but it is lost. */
+class RetryLost extends BatchState {
+  override callRateLimited(item: PageItem, retryAfterMs: number, attempts: number, maximum: number): boolean {
+    const requeued = super.callRateLimited(item, retryAfterMs, attempts, maximum);
+    if (requeued) tamper(this).retryQueue.pop();
+    return requeued;
+  }
+}
+
+const stateOf =
+  (Kind: new (options: StateOptions) => BatchState): StateFactory =>
+  (options) =>
+    new Kind(options);
+
+describe('budget: spent plus reserved never passes the approved budget', () => {
+  test(`holds for the real policy (${RUNS} sequences)`, () => {
+    const seen = newSeen();
+    fc.assert(holds('budget', {}, 'sometimes', seen), { numRuns: RUNS });
+    expect(seen.budgetBlocks).toBeGreaterThan(0);
+    expect(seen.awaitingBudget).toBeGreaterThan(0);
+  });
+
+  test('fails for a policy that ignores the budget', () => {
+    expect(mustFail('budget', { policy: ignoresBudget })).toMatch(/> approved/);
+  });
+
+  test('fails for a policy that forgets the reservations of calls in flight', () => {
+    expect(mustFail('budget', { policy: forgetsReservations })).toMatch(/> approved/);
+  });
+});
+
+describe('rate: a declared per-minute limit is never exceeded', () => {
+  test(`holds for the real policy (${RUNS} sequences)`, () => {
+    const seen = newSeen();
+    fc.assert(holds('rate', {}, 'always', seen), { numRuns: RUNS });
+    expect(seen.rateBlocks).toBeGreaterThan(0);
+  });
+
+  test('fails for a policy that ignores the rate window', () => {
+    expect(mustFail('rate', { policy: ignoresRateWindow }, 'always')).toMatch(/within a minute/);
+  });
+
+  test('fails for a policy that counts a start for 60 s, without the margin', () => {
+    expect(mustFail('rate', { policy: forgetsRateMargin }, 'always')).toMatch(/within a minute/);
+  });
+
+  test('fails for a policy that counts requests but not tokens', () => {
+    expect(mustFail('rate', { policy: ignoresTokens }, 'always')).toMatch(/tokens within a minute/);
+  });
+});
+
+describe('awaiting_budget only with nothing in flight', () => {
+  test(`holds for the real policy (${RUNS} sequences)`, () => {
+    const seen = newSeen();
+    fc.assert(holds('awaitingBudget', {}, 'sometimes', seen), { numRuns: RUNS });
+    expect(seen.awaitingBudget).toBeGreaterThan(0);
+    expect(seen.budgetBlocks).toBeGreaterThan(0);
+  });
+
+  test('fails for a policy that asks for budget while calls are in flight', () => {
+    expect(mustFail('awaitingBudget', { policy: awaitsBudgetEarly })).toMatch(/in flight/);
+  });
+});
+
+describe('window: within [1, maxConcurrency], and no start past it', () => {
+  test(`allowedInFlight stays within [1, max] for any window (${RUNS} values)`, () => {
+    const inRange = (allowed: (window: number, max: number) => number) =>
+      fc.property(
+        fc.double({ min: -10, max: 100, noNaN: true }),
+        fc.integer({ min: 1, max: 50 }),
+        (w, max) => {
+          const n = allowed(w, max);
+          return Number.isInteger(n) && n >= 1 && n <= max;
+        },
+      );
+    fc.assert(inRange(allowedInFlight), { numRuns: RUNS });
+    const unclamped = fc.check(
+      inRange((w) => Math.floor(w)),
+      { numRuns: RUNS, endOnFailure: true },
+    );
+    expect(unclamped.failed).toBe(true);
+  });
+
+  test(`holds for the real policy and state (${RUNS} sequences)`, () => {
+    const seen = newSeen();
+    fc.assert(holds('window', {}, 'sometimes', seen), { numRuns: RUNS });
+    expect(seen.windowFull).toBeGreaterThan(0);
+    expect(seen.requeues).toBeGreaterThan(0);
+  });
+
+  test('fails for a policy that lets one call more than the window start', () => {
+    expect(mustFail('window', { policy: windowOffByOne })).toMatch(/window allows/);
+  });
+
+  test('fails for a state whose resize leaves the window above the new cap', () => {
+    expect(mustFail('window', { createState: stateOf(ResizeKeepsWindow) })).toMatch(/outside \[1/);
+  });
+
+  test('fails for a state whose 429 back-off has no floor', () => {
+    expect(mustFail('window', { createState: stateOf(BackoffWithoutFloor) })).toMatch(/outside \[1/);
+  });
+});
+
+describe('settlement: every start is settled or requeued exactly once', () => {
+  test(`holds for the real policy and state (${RUNS} sequences, each drained)`, () => {
+    const seen = newSeen();
+    fc.assert(holds('settlement', {}, 'sometimes', seen), { numRuns: RUNS });
+    expect(seen.requeues).toBeGreaterThan(0);
+  });
+
+  test('fails for a state that starts a retried request twice', () => {
+    expect(mustFail('settlement', { createState: stateOf(RetryStaysQueued) })).toMatch(
+      /started again without being sent back|settled 2 times/,
+    );
+  });
+
+  test('fails for a state that loses a request it sent back', () => {
+    expect(mustFail('settlement', { createState: stateOf(RetryLost) })).toMatch(/settled 0 times at the end/);
+  });
+});
