@@ -1,3 +1,9 @@
 export { MaritacaBatchPlugin, workflowsPath, type MaritacaBatchPluginOptions } from './plugin';
 export { configFromEnv, type EnvironmentConfig } from './config';
 export { runWorker, type RunWorkerOptions } from './run-worker';
+export {
+  createWorkerLogger,
+  describeRetryableFailure,
+  type RetryableFailure,
+  type WorkerLoggerOptions,
+} from './logging';
