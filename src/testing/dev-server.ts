@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { accessSync, constants as fsConstants, mkdirSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { BATCH_SEARCH_ATTRIBUTES } from '../shared/search-attributes';
@@ -31,7 +31,7 @@ export interface RunningDevServer {
   uiUrl: string;
   /** The server process. */
   process: ChildProcess;
-  /** Stops the server and waits for it to exit. */
+  /** Stops the server and waits for it to exit (at most about 5 s); safe to call more than once. */
   stop(): Promise<void>;
 }
 
@@ -95,12 +95,25 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<Ru
   for (const { key, cliType } of BATCH_SEARCH_ATTRIBUTES)
     args.push('--search-attribute', `${key.name}=${cliType}`);
   args.push(...(options.extraArgs ?? []));
-  const child = spawn(cli, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  // Its own process group: a Ctrl-C in the terminal then reaches only the command, which stops the
+  // server after the worker has drained instead of having it vanish under the worker's feet.
+  const [command, commandArgs] = diesWithParent(cli, args);
+  const child = spawn(command, commandArgs, { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+  // Whatever way this process ends (a second Ctrl-C, process.exit, a crash), the server goes too.
+  const killOnExit = () => {
+    child.kill('SIGKILL');
+  };
+  process.once('exit', killOnExit);
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => {
     stderr = (stderr + chunk.toString()).slice(-4000);
   });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => {
+      process.off('exit', killOnExit);
+      resolve(code);
+    }),
+  );
   try {
     await Promise.race([
       waitForPort('127.0.0.1', port, options.readyTimeoutMs ?? 60_000),
@@ -112,16 +125,46 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<Ru
     child.kill('SIGKILL');
     throw err;
   }
+  let stopping: Promise<void> | undefined;
   return {
     address: `127.0.0.1:${port}`,
     uiUrl: `http://localhost:${uiPort}`,
     process: child,
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(timer);
+    stop() {
+      stopping ??= (async () => {
+        if (child.exitCode !== null || child.signalCode !== null) return;
+        child.kill('SIGTERM');
+        // It exits within about a second; one that hangs must not hold a command's shutdown.
+        const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+        await exited;
+        clearTimeout(timer);
+      })();
+      return stopping;
     },
   };
+}
+
+/**
+ * On Linux, runs the command under `setpriv --pdeathsig TERM` (util-linux) when available, so the
+ * kernel stops the server even if this process is killed with SIGKILL and no exit hook runs. The
+ * kernel watches the thread that spawned it: the main thread, unless called from a worker thread.
+ */
+function diesWithParent(command: string, args: string[]): [string, string[]] {
+  if (process.platform !== 'linux') return [command, args];
+  const setpriv = findOnPath('setpriv');
+  return setpriv ? [setpriv, ['--pdeathsig', 'TERM', '--', command, ...args]] : [command, args];
+}
+
+function findOnPath(name: string): string | undefined {
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
+    if (!dir) continue;
+    const candidate = path.join(dir, name);
+    try {
+      accessSync(candidate, fsConstants.X_OK);
+      return candidate;
+    } catch {
+      // Not in this directory.
+    }
+  }
+  return undefined;
 }

@@ -1,12 +1,22 @@
 import type { Duration } from '@temporalio/common';
-import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { NativeConnection, Worker } from '@temporalio/worker';
 import { configFromEnv, type EnvironmentConfig } from './config';
+import { createWorkerLogger, requestLogAttributes } from './logging';
 import { MaritacaBatchPlugin } from './plugin';
+import { installRuntime } from './runtime';
+import { createWorkerStopper, onShutdownSignals } from './shutdown-signals';
 
 /** Options of {@link runWorker}; anything unset comes from the environment. */
 export interface RunWorkerOptions extends Partial<EnvironmentConfig> {
   /** Aborting it shuts the worker down gracefully. */
   signal?: AbortSignal;
+  /**
+   * Stop on SIGINT and SIGTERM (default true): the first one drains the worker, saying so in one
+   * line, and `runWorker` resolves once it stopped; a second one exits the process at once.
+   */
+  handleSignals?: boolean;
+  /** Where the stopping lines go (default console.log). */
+  log?: (line: string) => void;
   /**
    * `host:port` for a Prometheus `/metrics` endpoint with Temporal's runtime metrics (default
    * `MARITACA_METRICS_ADDRESS`; none when unset). Set before the first worker of the process.
@@ -25,8 +35,9 @@ export interface RunWorkerOptions extends Partial<EnvironmentConfig> {
 }
 
 /**
- * Connects to Temporal and runs a batch worker until `signal` aborts (or SIGINT/SIGTERM, which
- * the Temporal runtime handles by shutting down gracefully).
+ * Connects to Temporal and runs a batch worker until `signal` aborts or the process gets SIGINT
+ * or SIGTERM (see `handleSignals`). Installs a Runtime whose logger keeps the retries of 429s and
+ * 5xx out of the warnings (see `createWorkerLogger`), unless the process already has a Runtime.
  */
 export async function runWorker(options: RunWorkerOptions = {}): Promise<void> {
   const env = configFromEnv();
@@ -40,9 +51,22 @@ export async function runWorker(options: RunWorkerOptions = {}): Promise<void> {
   if (!config.apiKey) {
     throw new Error('MARITACA_API_KEY is not set: the worker needs a Maritaca API key to call the API');
   }
+  const log = options.log ?? ((line: string) => console.log(line));
+  const handleSignals = options.handleSignals ?? true;
   const metricsAddress = options.metricsAddress ?? process.env.MARITACA_METRICS_ADDRESS?.trim();
-  if (metricsAddress) {
-    Runtime.install({ telemetryOptions: { metrics: { prometheus: { bindAddress: metricsAddress } } } });
+  const installed = installRuntime({
+    logger: createWorkerLogger('INFO'),
+    // This function stops the worker itself on a signal, saying so; the runtime's own handling
+    // would shut it down a second time behind its back.
+    ...(handleSignals ? { shutdownSignals: [] } : {}),
+    ...(metricsAddress
+      ? { telemetryOptions: { metrics: { prometheus: { bindAddress: metricsAddress } } } }
+      : {}),
+  });
+  if (!installed && metricsAddress) {
+    throw new Error(
+      `Cannot serve metrics on ${metricsAddress}: this process already has a Temporal Runtime; install it with the metrics options instead`,
+    );
   }
   let connection: NativeConnection;
   try {
@@ -50,29 +74,49 @@ export async function runWorker(options: RunWorkerOptions = {}): Promise<void> {
   } catch (err) {
     throw new Error(`Could not connect to Temporal at ${config.address}: ${(err as Error).message}`);
   }
-  try {
-    const worker = await Worker.create({
-      connection,
-      namespace: config.namespace,
-      taskQueue: config.taskQueue,
-      plugins: [new MaritacaBatchPlugin({ apiKey: config.apiKey, baseURL: config.baseURL })],
-      // On SIGTERM (which the Temporal runtime turns into a shutdown) calls in flight get this long
-      // to finish; the rest are cancelled and retried by another worker, so nothing is lost.
-      shutdownGraceTime: options.shutdownGraceTime ?? '30 seconds',
-    });
-    const abort = () => worker.shutdown();
-    options.signal?.addEventListener('abort', abort, { once: true });
-    const running = worker.run();
+  const graceTime = options.shutdownGraceTime ?? '30 seconds';
+  const stopper = createWorkerStopper(() =>
     options.onReady?.({
       address: config.address,
       namespace: config.namespace,
       taskQueue: config.taskQueue,
       baseURL: config.baseURL,
       metricsAddress,
+    }),
+  );
+  let stopListening = (): void => undefined;
+  let signalled = false;
+  try {
+    if (options.signal?.aborted) stopper.stop();
+    options.signal?.addEventListener('abort', stopper.stop, { once: true });
+    if (handleSignals) {
+      stopListening = onShutdownSignals({
+        first: (signal) => {
+          signalled = true;
+          const grace = typeof graceTime === 'number' ? `${graceTime} ms` : graceTime;
+          log(
+            `Stopping (${signal}): draining the worker, calls in flight get up to ${grace}; a second signal exits at once ...`,
+          );
+          stopper.stop();
+        },
+        second: () => log('Exiting at once: unfinished calls will be retried by the next worker.'),
+      });
+    }
+    const worker = await Worker.create({
+      connection,
+      namespace: config.namespace,
+      taskQueue: config.taskQueue,
+      plugins: [new MaritacaBatchPlugin({ apiKey: config.apiKey, baseURL: config.baseURL }), stopper.plugin],
+      interceptors: { activity: [requestLogAttributes] },
+      // On shutdown, calls in flight get this long to finish; the rest are cancelled and retried
+      // by another worker, so nothing is lost.
+      shutdownGraceTime: graceTime,
     });
-    await running;
-    options.signal?.removeEventListener('abort', abort);
+    await worker.run();
   } finally {
+    options.signal?.removeEventListener('abort', stopper.stop);
+    stopListening();
     await connection.close();
   }
+  if (signalled) log('Stopped.');
 }

@@ -15,9 +15,15 @@ export interface Spawned {
   stop(): Promise<void>;
 }
 
+/** How {@link spawnProcess} starts a process. */
+export interface SpawnOptions {
+  /** Leader of its own process group (its pid is the group id), as a shell starts a job. */
+  detached?: boolean;
+}
+
 /** Starts `maritaca-batch <args>` as a real process. */
-export function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}): Spawned {
-  return spawnProcess(process.execPath, [CLI, ...args], { ...process.env, ...env });
+export function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}, options: SpawnOptions = {}): Spawned {
+  return spawnProcess(process.execPath, [CLI, ...args], { ...process.env, ...env }, undefined, options);
 }
 
 /** Starts any command as a real process with exactly `env`, writing `input` to its stdin when given. */
@@ -26,10 +32,12 @@ export function spawnProcess(
   args: string[],
   env: NodeJS.ProcessEnv,
   input?: string,
+  options: SpawnOptions = {},
 ): Spawned {
   const child = spawn(command, args, {
     env,
     stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+    detached: options.detached ?? false,
   });
   if (input !== undefined) child.stdin!.end(input);
   let out = '';
