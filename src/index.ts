@@ -5,8 +5,21 @@
  */
 export * from './shared';
 export * from './client';
-export { MaritacaBatchPlugin, configFromEnv, runWorker, workflowsPath } from './worker';
-export type { EnvironmentConfig, MaritacaBatchPluginOptions, RunWorkerOptions } from './worker';
+export {
+  MaritacaBatchPlugin,
+  configFromEnv,
+  createWorkerLogger,
+  describeRetryableFailure,
+  runWorker,
+  workflowsPath,
+} from './worker';
+export type {
+  EnvironmentConfig,
+  MaritacaBatchPluginOptions,
+  RetryableFailure,
+  RunWorkerOptions,
+  WorkerLoggerOptions,
+} from './worker';
 export {
   createActivities,
   estimateBatchCost,
