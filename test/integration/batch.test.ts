@@ -1,9 +1,35 @@
 import { BatchRequestFailedError, FailureTypes, type BatchProgress, type RequestOutcome } from '../../src';
+import { startFakeMaritaca, type FakeMaritacaBehaviour } from '../../src/testing/fake-maritaca';
 import { questions, startTestContext, TEST_API_KEY, type TestContext } from '../helpers/context';
 import { historyText } from '../helpers/history';
 import { waitFor } from '../helpers/wait';
 
 const fastRetry = { initialInterval: 50, maximumInterval: 500, backoffCoefficient: 2 };
+
+/**
+ * How many chat calls a fake with this (seeded) behaviour answers before `successes` of them
+ * succeed. The fake draws its decisions from the seed in arrival order, so any client that retries
+ * every failure until `successes` requests succeed makes exactly this many calls, whatever order
+ * they arrive in.
+ */
+async function callsUntil(successes: number, behaviour: FakeMaritacaBehaviour): Promise<number> {
+  const fake = await startFakeMaritaca({ ...behaviour, apiKey: 'oracle' });
+  try {
+    let calls = 0;
+    for (let succeeded = 0; succeeded < successes; calls++) {
+      const response = await fetch(`${fake.url}/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: 'Bearer oracle', 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'sabia-4', messages: [{ role: 'user', content: 'Oi' }] }),
+      });
+      await response.text();
+      if (response.status === 200) succeeded++;
+    }
+    return calls;
+  } finally {
+    await fake.close();
+  }
+}
 
 function answerOf(outcome: RequestOutcome): string {
   if (!outcome.ok) throw new Error(`request ${outcome.id} failed: ${outcome.error.message}`);
@@ -96,6 +122,45 @@ describe('maritacaBatch on a real dev server and fake Maritaca', () => {
     expect((await handle.progress()).approval).toMatchObject({ via: 'auto', budget: 50 });
   });
 
+  test('autoApproveBelow just under the estimate waits for a person and sends nothing', async () => {
+    const requests = questions(2);
+    const { totalCost } = await ctx.batches.abatchEstimateCost(requests.map((r) => r.messages));
+    const handle = await ctx.batches.start(requests, { autoApproveBelow: totalCost - 1e-6 });
+    const decided = await waitFor(
+      () => handle.progress(),
+      (p) => p.status !== 'estimating',
+      { what: 'the approval decision' },
+    );
+    expect(decided.estimate!.totalCost).toBe(totalCost);
+    expect(decided.status).toBe('awaiting_approval');
+    expect(decided.approvals).toEqual([]);
+    expect((await ctx.fake.stats()).totalRequests).toBe(0);
+    await handle.reject('below the threshold');
+    expect((await handle.result()).status).toBe('rejected');
+    expect((await ctx.fake.stats()).totalRequests).toBe(0);
+  });
+
+  test('autoApproveBelow just over the estimate approves it without waiting', async () => {
+    const requests = questions(2);
+    const { totalCost } = await ctx.batches.abatchEstimateCost(requests.map((r) => r.messages));
+    const threshold = totalCost + 1e-6;
+    const handle = await ctx.batches.start(requests, { autoApproveBelow: threshold });
+    const decided = await waitFor(
+      () => handle.progress(),
+      (p) => p.status !== 'estimating',
+      { what: 'the approval decision' },
+    );
+    expect(decided.estimate!.totalCost).toBe(totalCost);
+    expect(decided.status).not.toBe('awaiting_approval');
+    const result = await handle.result();
+    expect(result.status).toBe('completed');
+    expect(result.approvedBudget).toBe(threshold);
+    expect((await handle.progress()).approvals).toEqual([
+      expect.objectContaining({ via: 'auto', budget: threshold }),
+    ]);
+    expect((await ctx.fake.stats()).totalRequests).toBe(2);
+  });
+
   test('a budget approval with a budget keeps it', async () => {
     const handle = await ctx.batches.start(questions(2));
     await waitFor(
@@ -107,7 +172,8 @@ describe('maritacaBatch on a real dev server and fake Maritaca', () => {
   });
 
   test('retries 500s and 429s with Retry-After until every request succeeds', async () => {
-    ctx.fake.configure({ latencyMs: 5, errorRate500: 0.3, errorRate429: 0.1, retryAfterSeconds: 1 });
+    const faults = { latencyMs: 5, errorRate500: 0.3, errorRate429: 0.1, retryAfterSeconds: 1, seed: 110 };
+    ctx.fake.configure(faults);
     const requests = questions(20);
     const handle = await ctx.batches.start(requests, {
       maxConcurrency: 5,
@@ -121,6 +187,9 @@ describe('maritacaBatch on a real dev server and fake Maritaca', () => {
     const stats = await ctx.fake.stats();
     expect(stats.totalRequests).toBe(attempts);
     expect(attempts).toBeGreaterThan(20);
+    // Seeded: the same faults every run, so exactly as many calls as the fault sequence needs.
+    expect(attempts).toBe(await callsUntil(20, faults));
+    expect(stats.byStatus['200']).toBe(20);
     for (const r of result.results) expect(stats.byRequestId[`${handle.batchId}/${r.id}`]).toBe(r.attempts);
   });
 

@@ -1,7 +1,31 @@
 import { WorkflowUpdateFailedError } from '@temporalio/client';
-import { BatchUpdateRefusedError, approveBudgetUpdate, type BatchProgress } from '../../src';
+import { tsToMs } from '@temporalio/common/lib/time';
+import {
+  BatchUpdateRefusedError,
+  FailureTypes,
+  approveBudgetUpdate,
+  type BatchHandle,
+  type BatchProgress,
+} from '../../src';
+import { fakePromptTokens } from '../../src/testing/fake-maritaca';
 import { questions, startTestContext, type TestContext } from '../helpers/context';
 import { waitFor } from '../helpers/wait';
+
+/** sabia-4 (the default model) in BRL per token, from Maritaca's price list, not from the code under test. */
+const SABIA_4 = { input: 5 / 1e6, output: 20 / 1e6 };
+
+/** The batch's event history, each event with its server time in ms. */
+async function historyOf(handle: BatchHandle) {
+  const { events } = await handle.workflowHandle.fetchHistory();
+  return (events ?? []).map((event) => ({ event, at: tsToMs(event.eventTime) }));
+}
+
+/** Maritaca calls the workflow has scheduled so far, retries included. */
+async function callsScheduled(handle: BatchHandle): Promise<number> {
+  return (await historyOf(handle)).filter(
+    ({ event }) => event.activityTaskScheduledEventAttributes?.activityType?.name === 'callMaritaca',
+  ).length;
+}
 
 describe('budget and flow control', () => {
   let ctx: TestContext;
@@ -78,7 +102,15 @@ describe('budget and flow control', () => {
     expect(stuck.completed).toBeGreaterThan(0);
     expect(stuck.completed).toBeLessThan(10);
     expect(stuck.actualCost).toBeLessThanOrEqual(budget);
-    expect(stuck.budget).toMatchObject({ approved: budget, spent: stuck.actualCost, reserved: 0 });
+    // What was spent, priced here from what the fake answered: every question has the same length
+    // and every answer is 400 tokens long, so each call costs the same.
+    expect(new Set(requests.map((r) => fakePromptTokens(r.messages))).size).toBe(1);
+    const perCall = fakePromptTokens(requests[0]!.messages) * SABIA_4.input + 400 * SABIA_4.output;
+    expect(stuck.actualCost).toBeCloseTo(stuck.completed * perCall, 9);
+    expect(stuck.budget).toMatchObject({ approved: budget, reserved: 0 });
+    expect(stuck.budget!.spent).toBeCloseTo(stuck.completed * perCall, 9);
+    // It stopped only because the next call's worst case no longer fits, not before.
+    expect(stuck.actualCost + worstCase / requests.length).toBeGreaterThan(budget);
     expect(stuck.budget!.restMaxCost).toBeGreaterThan(stuck.budget!.remaining);
     expect(stuck.budget!.restEstimate).toBeGreaterThan(0);
     expect(ctx.fake.stats().totalRequests).toBe(stuck.completed);
@@ -98,7 +130,7 @@ describe('budget and flow control', () => {
     const result = await handle.result();
     expect(result.status).toBe('completed');
     expect(result.results.every((r) => r.ok)).toBe(true);
-    expect(result.actualCost).toBeLessThanOrEqual(worstCase);
+    expect(result.actualCost).toBeCloseTo(requests.length * perCall, 9);
     expect(result.approvals.map((a) => a.budget)).toEqual([budget, worstCase]);
     // Every answer used its whole max_tokens, the worst case for output.
     for (const r of result.results)
@@ -127,23 +159,37 @@ describe('budget and flow control', () => {
       { what: 'calls to start' },
     );
     await handle.pause();
-    const paused = await waitFor(progressOf(handle), (p) => p.status === 'paused' && p.inFlight === 0, {
-      what: 'paused with nothing in flight',
-    });
+    const paused = await waitFor(
+      progressOf(handle),
+      (p) => (p.status === 'paused' && p.inFlight === 0) || p.status === 'completed',
+      { what: 'paused with nothing in flight' },
+    );
+    expect(paused.status).toBe('paused');
     expect(paused.paused).toBe(true);
     expect(paused.waitingFor).toBe('pause');
     expect(paused.completed).toBeLessThan(8);
     const sent = ctx.fake.stats().totalRequests;
     expect(sent).toBe(paused.completed);
-    // Observe a while: a paused batch sends nothing.
-    await new Promise((resolve) => setTimeout(resolve, 700));
+    const scheduled = await callsScheduled(handle);
+    expect(scheduled).toBe(sent);
+
+    // Wake the paused batch with room for more calls. The update returns once the workflow task
+    // that ran it is recorded, so any call it let through would be in the history by then.
+    expect(await handle.setConcurrency(4)).toBe(4);
+    expect(await callsScheduled(handle)).toBe(scheduled);
+    expect(await handle.progress()).toMatchObject({
+      status: 'paused',
+      inFlight: 0,
+      completed: paused.completed,
+      concurrency: { max: 4 },
+    });
     expect(ctx.fake.stats().totalRequests).toBe(sent);
-    expect((await handle.progress()).completed).toBe(paused.completed);
 
     await handle.resume();
     const result = await handle.result();
     expect(result.status).toBe('completed');
     expect(result.results).toHaveLength(8);
+    expect(ctx.fake.stats().totalRequests).toBe(8);
   });
 
   test('setConcurrency changes the concurrency Maritaca sees, at once', async () => {
@@ -174,23 +220,65 @@ describe('budget and flow control', () => {
     expect(ctx.fake.stats().peakConcurrency).toBeGreaterThan(6);
   });
 
-  test('a 429 holds the whole window for Retry-After and halves the concurrency', async () => {
-    ctx.fake.configure({ latencyMs: 50, errorRate429: 1, retryAfterSeconds: 2 });
-    const handle = await ctx.batches.start(questions(8), { maxConcurrency: 4, autoApproveBelow: 100 });
-    const holding = await waitFor(progressOf(handle), (p) => p.waitingFor === 'retry_after', {
-      what: 'the Retry-After hold',
+  test('a 429 holds the whole window for Retry-After and narrows the concurrency', async () => {
+    // Seeded, and left alone while the batch runs: how many calls are refused does not depend on
+    // the order they arrive in, so nothing below does either.
+    const retryAfterMs = 1000;
+    ctx.fake.configure({
+      latencyMs: 50,
+      errorRate429: 0.5,
+      retryAfterSeconds: retryAfterMs / 1000,
+      seed: 429,
     });
-    ctx.fake.configure({ errorRate429: null });
+    const handle = await ctx.batches.start(questions(8), {
+      maxConcurrency: 4,
+      autoApproveBelow: 100,
+      retry: { maximumAttempts: 20 },
+    });
+    // Each hold keeps every start back for a whole second, against a 50 ms poll.
+    const holding = await waitFor(
+      progressOf(handle),
+      (p) => p.waitingFor === 'retry_after' || p.status === 'completed',
+      { what: 'the Retry-After hold' },
+    );
+    expect(holding.waitingFor).toBe('retry_after');
     expect(holding.concurrency.current).toBeLessThan(4);
     const result = await handle.result();
     expect(result.status).toBe('completed');
     expect(result.results.every((r) => r.ok)).toBe(true);
+
     const stats = ctx.fake.stats();
-    // Only the calls already in flight when the first 429 came back were refused: the hold kept
-    // every other call back instead of letting each retry on its own.
-    expect(stats.byStatus['429']).toBe(4);
-    expect((await handle.progress()).rateLimitedResponses).toBe(4);
-    expect(result.results.reduce((n, r) => n + r.attempts, 0)).toBe(8 + 4);
+    const refused = stats.byStatus['429'] ?? 0;
+    expect(refused).toBeGreaterThan(0);
+    expect(stats.byStatus['200']).toBe(8);
+    expect(stats.totalRequests).toBe(8 + refused);
+    expect((await handle.progress()).rateLimitedResponses).toBe(refused);
+    expect(result.results.reduce((n, r) => n + r.attempts, 0)).toBe(8 + refused);
+
+    // The hold kept every call back, instead of letting each retry on its own. The workflow learns
+    // of a 429 in the first workflow task that starts after it, whose start is the workflow's
+    // clock; no call may be scheduled (by that task or any later one) until Retry-After has passed
+    // on that clock (1 ms of slack for rounding).
+    const history = await historyOf(handle);
+    const positionsOf = (match: (event: (typeof history)[number]['event']) => boolean) =>
+      history.flatMap((entry, position) => (match(entry.event) ? [{ position, at: entry.at }] : []));
+    const refusals = positionsOf(
+      (event) =>
+        event.activityTaskFailedEventAttributes?.failure?.applicationFailureInfo?.type ===
+        FailureTypes.RateLimited,
+    );
+    const taskStarts = positionsOf((event) => event.workflowTaskStartedEventAttributes != null);
+    const scheduled = positionsOf(
+      (event) => event.activityTaskScheduledEventAttributes?.activityType?.name === 'callMaritaca',
+    );
+    expect(refusals).toHaveLength(refused);
+    expect(scheduled).toHaveLength(8 + refused);
+    for (const refusal of refusals) {
+      const learnt = taskStarts.find((task) => task.position > refusal.position)!;
+      for (const call of scheduled.filter((c) => c.position > learnt.position)) {
+        expect(call.at - learnt.at).toBeGreaterThanOrEqual(retryAfterMs - 1);
+      }
+    }
   });
 
   test('retryFailed re-sends only the failed requests, and the merged view has every latest outcome', async () => {

@@ -2,6 +2,7 @@
  * Every code example of the Python guide this project grew from (langchain-maritaca's
  * "Processamento em Lote"), ported line by line to the durable helpers, with what the guide promises.
  */
+import { randomUUID } from 'node:crypto';
 import {
   BatchRequestFailedError,
   FailureTypes,
@@ -132,18 +133,34 @@ describe('the batch guide, ported', () => {
     expect((await model.abatchEstimateCost(tres)).totalOutputTokens).toBe(3000);
   });
 
-  test('Combinar com estimativa de custo: over the budget it throws before running, under it it runs', async () => {
-    const loteComOrcamento = async (inputs: ChatMessage[][], custoMax = 1.0) => {
+  test('Combinar com estimativa de custo: over the budget it throws before running, under it it runs within the estimate', async () => {
+    const loteComOrcamento = async (inputs: ChatMessage[][], custoMax = 1.0, batchId?: string) => {
       const estimativa = await model.abatchEstimateCost(inputs);
       if (estimativa.totalCost > custoMax) {
         throw new Error(`Custo do lote R$${estimativa.totalCost.toFixed(4)} excede orçamento R$${custoMax}`);
       }
-      return model.abatchWithConcurrency(inputs);
+      return model.abatchWithConcurrency(inputs, batchId ? { batchId } : {});
     };
+    // The guard above is the guide's own code; what it relies on is the estimate. That must hold
+    // the output's worst case (three answers of max_tokens 1000 at sabia-4's 20 BRL per million),
+    // or a batch "within budget" could cost more than the budget.
+    const estimativa = await model.abatchEstimateCost(tres);
+    expect(estimativa.totalCost).toBeGreaterThanOrEqual((3 * 1000 * 20) / 1e6);
     await expect(loteComOrcamento(tres, 0.01)).rejects.toThrow(/excede orçamento R\$0.01/);
     expect(ctx.fake.stats().totalRequests).toBe(0);
-    const resultados = await loteComOrcamento(tres, 1.0);
+
+    const batchId = `guia-orcamento-${randomUUID()}`;
+    const resultados = await loteComOrcamento(tres, 1.0, batchId);
     expect(resultados).toHaveLength(3);
+    // The batch ran under the very estimate the guard read, and spent no more than it.
+    const progress = await model.getHandle(batchId).progress();
+    expect(progress.estimate!.totalCost).toBe(estimativa.totalCost);
+    const spent = resultados.reduce((sum, r) => {
+      const { promptTokens, completionTokens } = r.llmOutput.tokenUsage;
+      return sum + (promptTokens * 5 + completionTokens * 20) / 1e6;
+    }, 0);
+    expect(progress.actualCost).toBeCloseTo(spent, 12);
+    expect(spent).toBeLessThanOrEqual(estimativa.totalCost);
   });
 
   test('Tratar falhas graciosamente: retry only the failures with max_concurrency=1', async () => {
