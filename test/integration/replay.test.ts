@@ -10,13 +10,17 @@ const FIXTURES = path.join(__dirname, '..', 'fixtures', 'histories');
  */
 /** Shapes recorded by today's recorder, and by the recorder of 0.1.0 (before the batch store). */
 const CURRENT_SHAPES = [
+  'approval-timeout',
   'approved',
   'budget-pause',
+  'budget-timeout',
   'continue-as-new',
   'failed',
   'failures',
   'file-source',
+  'rate-window',
   'rejected',
+  'retry-after-hold',
 ];
 const V0_1_SHAPES = ['approved', 'budget-pause', 'continue-as-new', 'failed', 'failures', 'rejected'];
 

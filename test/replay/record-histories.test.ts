@@ -2,11 +2,18 @@
  * Records the histories that `replay.test.ts` replays on every run. Refresh them with
  * `npm run fixtures:histories` after a change that is meant to alter the workflow's commands
  * (then old batches need a `patched()` branch: see the README).
+ *
+ * `RECORD_SHAPES` (comma-separated shape names, default every shape) records only those shapes,
+ * so adding a shape leaves the recorded histories of the others as they are, e.g.
+ * `RECORD_SHAPES=approval-timeout,retry-after-hold npm run fixtures:histories`.
+ * The timed shapes (approval-timeout, retry-after-hold, rate-window, budget-timeout) each check
+ * that their history holds the timer they exist for.
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { defaultPayloadConverter } from '@temporalio/common';
 import { toJsonlInputLines, type BatchHandle } from '../../src';
 import { questions, startTestContext, type TestContext } from '../helpers/context';
 import { waitFor } from '../helpers/wait';
@@ -15,6 +22,31 @@ const FIXTURES = path.join(__dirname, '..', 'fixtures', 'histories');
 const run = promisify(execFile);
 const recording = process.env.RECORD_HISTORIES === '1';
 const describeRecording = recording ? describe : describe.skip;
+
+const SHAPES = [
+  'approved',
+  'rejected',
+  'budget-pause',
+  'failures',
+  'failed',
+  'file-source',
+  'continue-as-new',
+  'approval-timeout',
+  'retry-after-hold',
+  'rate-window',
+  'budget-timeout',
+];
+const only = process.env.RECORD_SHAPES?.split(',')
+  .map((shape) => shape.trim())
+  .filter((shape) => shape !== '');
+const unknown = (only ?? []).filter((shape) => !SHAPES.includes(shape));
+if (unknown.length > 0) throw new Error(`RECORD_SHAPES names unknown shapes: ${unknown.join(', ')}`);
+
+/** A recording test, skipped unless `RECORD_SHAPES` is unset or names one of its shapes. */
+function record(shapes: string[], name: string, fn: () => Promise<void>, timeoutMs?: number): void {
+  const wanted = only === undefined || shapes.some((shape) => only.includes(shape));
+  (wanted ? test : test.skip)(name, fn, timeoutMs);
+}
 
 const ROOT = path.join(__dirname, '..', '..');
 const JSON_PLAIN = Buffer.from('json/plain').toString('base64');
@@ -83,13 +115,23 @@ describeRecording('recording replay fixtures', () => {
     }
   }
 
+  /** The summaries of the timers the batch started (`TIMER_STARTED` events), in order. */
+  async function timersStarted(handle: BatchHandle): Promise<string[]> {
+    const { events } = await handle.workflowHandle.fetchHistory();
+    return (events ?? []).flatMap((event) => {
+      if (!event.timerStartedEventAttributes) return [];
+      const summary = event.userMetadata?.summary;
+      return [summary ? defaultPayloadConverter.fromPayload<string>(summary) : '(no summary)'];
+    });
+  }
+
   const awaiting = (handle: BatchHandle) =>
     waitFor(
       () => handle.progress(),
       (p) => p.status === 'awaiting_approval',
     );
 
-  test('approved by signal', async () => {
+  record(['approved'], 'approved by signal', async () => {
     const handle = await ctx.batches.start(questions(4), { maxConcurrency: 2 });
     await awaiting(handle);
     await handle.approve({ approvedBy: 'fixture' });
@@ -97,7 +139,7 @@ describeRecording('recording replay fixtures', () => {
     await save('approved', handle);
   });
 
-  test('rejected', async () => {
+  record(['rejected'], 'rejected', async () => {
     const handle = await ctx.batches.start(questions(2));
     await awaiting(handle);
     await handle.reject('fixture');
@@ -105,7 +147,7 @@ describeRecording('recording replay fixtures', () => {
     await save('rejected', handle);
   });
 
-  test('budget pause, then a larger approval', async () => {
+  record(['budget-pause'], 'budget pause, then a larger approval', async () => {
     ctx.fake.configure({ replyTokens: 'max' });
     const handle = await ctx.batches.start(questions(6), { maxConcurrency: 2 });
     const waiting = await awaiting(handle);
@@ -120,7 +162,7 @@ describeRecording('recording replay fixtures', () => {
     await save('budget-pause', handle);
   });
 
-  test('failures recorded per request, a 429 hold, and a failed batch', async () => {
+  record(['failures', 'failed'], 'failures recorded per request, and a failed batch', async () => {
     const handle = await ctx.batches.start(
       [...questions(3), { id: 'bad', messages: [{ role: 'user', content: 'x [[fake-status:400]]' }] }],
       { autoApproveBelow: 10, returnExceptions: true },
@@ -136,7 +178,7 @@ describeRecording('recording replay fixtures', () => {
     await save('failed', failing);
   });
 
-  test('requests uploaded from a file and paged from the store', async () => {
+  record(['file-source'], 'requests uploaded from a file and paged from the store', async () => {
     const file = path.join(ROOT, 'test-artifacts', `fixture-source-${Date.now()}.jsonl`);
     writeFileSync(file, toJsonlInputLines(questions(30), 'short'));
     const handle = await ctx.batches.startFromFile(file, { maxConcurrency: 5, autoApproveBelow: 100 });
@@ -144,13 +186,76 @@ describeRecording('recording replay fixtures', () => {
     await save('file-source', handle);
   });
 
-  test('continue-as-new with outcomes in the store', async () => {
-    const handle = await ctx.batches.start(questions(1200), {
-      maxConcurrency: 30,
-      autoApproveBelow: 100,
-      historyEventLimit: 2000,
+  record(
+    ['continue-as-new'],
+    'continue-as-new with outcomes in the store',
+    async () => {
+      const handle = await ctx.batches.start(questions(1200), {
+        maxConcurrency: 30,
+        autoApproveBelow: 100,
+        historyEventLimit: 2000,
+      });
+      await handle.result();
+      await save('continue-as-new', handle);
+    },
+    120_000,
+  );
+  record(['approval-timeout'], 'nobody approves before the approval timeout', async () => {
+    const handle = await ctx.batches.start(questions(2), { approvalTimeout: '2s' });
+    expect((await handle.result()).status).toBe('expired');
+    expect(await timersStarted(handle)).toContain('approval timeout');
+    await save('approval-timeout', handle);
+  });
+
+  record(['retry-after-hold'], 'a 429 with Retry-After holds every call', async () => {
+    // Seeded: the same calls are refused on every recording.
+    ctx.fake.configure({ errorRate429: 0.5, retryAfterSeconds: 1, seed: 8 });
+    try {
+      const handle = await ctx.batches.start(questions(4), {
+        maxConcurrency: 2,
+        autoApproveBelow: 10,
+        retry: { maximumAttempts: 20 },
+      });
+      const result = await handle.result();
+      expect(result.status).toBe('completed');
+      expect((await handle.progress()).rateLimitedResponses).toBeGreaterThan(0);
+      expect(await timersStarted(handle)).toContain('Retry-After hold');
+      await save('retry-after-hold', handle);
+    } finally {
+      ctx.fake.configure({ errorRate429: null, retryAfterSeconds: null, seed: null });
+    }
+  });
+
+  record(['rate-window'], 'a per-minute token limit holds calls back until earlier ones report', async () => {
+    // Each call reserves its max_tokens (200) of the 300 output tokens a minute, so the second
+    // waits on a rate-window timer until the first reports its real (short) answer and frees room:
+    // the timer starts and is cancelled, without waiting out the minute.
+    const requests = questions(3).map((r) => ({ ...r, maxTokens: 200 }));
+    const handle = await ctx.batches.start(requests, {
+      maxConcurrency: 3,
+      autoApproveBelow: 10,
+      rateLimit: { outputTpm: 300 },
     });
-    await handle.result();
-    await save('continue-as-new', handle);
-  }, 120_000);
+    expect((await handle.result()).status).toBe('completed');
+    expect(await timersStarted(handle)).toContain('per-minute rate window');
+    await save('rate-window', handle);
+  });
+
+  record(['budget-timeout'], 'out of budget, nobody raises it before the timeout', async () => {
+    ctx.fake.configure({ replyTokens: 'max' });
+    try {
+      // The approval itself must come within the timeout too: 3 s against a 50 ms poll.
+      const handle = await ctx.batches.start(questions(6), { maxConcurrency: 2, approvalTimeout: '3s' });
+      const waiting = await awaiting(handle);
+      await handle.approveBudget(waiting.estimate!.maxCost * 0.4);
+      const result = await handle.result();
+      expect(result.status).toBe('budget_exhausted');
+      expect(result.results.length).toBeGreaterThan(0);
+      expect(result.results.length).toBeLessThan(6);
+      expect(await timersStarted(handle)).toContain('budget approval timeout');
+      await save('budget-timeout', handle);
+    } finally {
+      ctx.fake.configure({ replyTokens: null });
+    }
+  });
 });
