@@ -311,7 +311,12 @@ export class MaritacaBatchClient {
   private async startWorkflow(
     batchId: string,
     rerun: boolean,
-    options: { args: [BatchInput]; staticSummary: string; staticDetails?: string; memo?: Record<string, unknown> },
+    options: {
+      args: [BatchInput];
+      staticSummary: string;
+      staticDetails?: string;
+      memo?: Record<string, unknown>;
+    },
   ): Promise<WorkflowHandle> {
     try {
       return (await this.client.workflow.start(WORKFLOW_TYPE, {
