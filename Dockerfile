@@ -41,5 +41,7 @@ COPY package.json package-lock.json ./
 COPY --from=prod-deps /app/node_modules ./node_modules
 COPY --from=build /app/lib ./lib
 COPY bin ./bin
+# Maritaca's tokenizer ranks (MIT, see data/tokenizer/LICENSE), read lazily by lib/tokenizer.
+COPY data ./data
 USER node
 CMD ["node", "bin/maritaca-batch.js", "worker"]

@@ -70,6 +70,8 @@ export default tseslint.config(
                 '../testing',
                 '../store/**',
                 '../store',
+                '../tokenizer/**',
+                '../tokenizer',
                 'openai',
                 'commander',
                 'cli-progress',

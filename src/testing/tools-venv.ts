@@ -74,7 +74,7 @@ export async function installIntoToolsVenv(
 ): Promise<string> {
   const venv = toolsVenv();
   const python = process.env.PYTHON ?? (process.platform === 'win32' ? 'python' : 'python3');
-  log(`${lookup.command} not found; installing ${requirement} into ${venv} ...`);
+  log(`${requirement} is not in ${venv}; installing it with pip ...`);
   try {
     if (!existsSync(path.join(venv, venvBin))) await execFileAsync(python, ['-m', 'venv', venv]);
     await execFileAsync(

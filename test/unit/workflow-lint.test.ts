@@ -91,6 +91,14 @@ describe('lint keeps the layers pointing one way', () => {
     expect(messages).toHaveLength(2);
   });
 
+  test('workflows may not reach the tokenizer at run time', async () => {
+    const messages = await lint(
+      "import { countTokens } from '../tokenizer';\nexport const x = countTokens;\n",
+      'src/workflows/probe.ts',
+    );
+    expect(messages).toHaveLength(1);
+  });
+
   test('workflows may not reach the store at run time', async () => {
     const messages = await lint(
       "import { storeFromEnv } from '../store';\nexport const x = storeFromEnv;\n",
