@@ -210,7 +210,10 @@ describe('the maritaca-batch CLI driving batches', () => {
     ctx.fake.configure({ latencyMs: 10 });
     const done = await cli('status', batchId, '--watch', '--interval', '50', '--json');
     expect(done.code).toBe(4);
-    const last = JSON.parse(done.out.trim().split('\n').at(-1)!) as {
+    // The last JSON line is the final progress; the exit-4 explanation follows it on stderr.
+    const jsonLines = done.out.split('\n').filter((line) => line.startsWith('{'));
+    expect(done.out).toContain(`batch ${batchId} ended completed: 2 of 3 request(s) succeeded, 1 failed`);
+    const last = JSON.parse(jsonLines.at(-1)!) as {
       status: string;
       failed: number;
       succeeded: number;
