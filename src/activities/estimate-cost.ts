@@ -4,7 +4,9 @@ import {
   type ChatMessage,
   type DetailedEstimate,
   type EstimateCostInput,
+  type InputTokenCount,
 } from '../shared';
+import { hasExactTokenizer } from '../tokenizer';
 import { estimateMessageTokens } from './token-estimate';
 
 const PER_MILLION = 1_000_000;
@@ -30,7 +32,8 @@ export function promptTokenBound(messages: readonly ChatMessage[]): number {
 
 /**
  * Estimates a batch's cost without calling the model: input tokens from
- * {@link estimateMessageTokens}, output at each request's `max_tokens` (the most it can be),
+ * {@link estimateMessageTokens} (Maritaca's own tokenizer for the models it covers, labelled in
+ * `inputTokenCount`), output at each request's `max_tokens` (the most it can be),
  * priced per model from {@link MODEL_PRICES}. `maxCost` replaces the input estimate with
  * {@link promptTokenBound}: what the batch cannot exceed. Cached-input discounts are ignored.
  */
@@ -44,10 +47,12 @@ export function estimateBatchCost(input: EstimateCostInput): DetailedEstimate {
   const perRequestInputTokens: number[] = new Array(count);
   const perRequestMaxCost: number[] = new Array(count);
   const perRequestCost: number[] = new Array(count);
+  let exactRequests = 0;
   input.requests.forEach((request, index) => {
     const price = MODEL_PRICES[request.model];
     if (!price) throw new Error(`No price known for model "${request.model}" (requests[${index}].model)`);
-    const inputTokens = estimateMessageTokens(request.messages);
+    if (hasExactTokenizer(request.model)) exactRequests += 1;
+    const inputTokens = estimateMessageTokens(request.messages, request.model);
     const requestInputCost = (inputTokens * price.input) / PER_MILLION;
     const requestOutputCost = (request.maxTokens * price.output) / PER_MILLION;
     const requestMaxCost =
@@ -72,10 +77,17 @@ export function estimateBatchCost(input: EstimateCostInput): DetailedEstimate {
     model: input.model,
     // Rounded up so that approving `maxCost` always covers the sum of the per-request bounds.
     maxCost: Math.ceil(maxCost * 1e9) / 1e9,
+    inputTokenCount: countingOf(exactRequests, count),
     perRequestInputTokens,
     perRequestMaxCost,
     perRequestCost,
   };
+}
+
+/** How the input tokens of `total` requests were counted, `exact` of them with Maritaca's tokenizer. */
+export function countingOf(exact: number, total: number): InputTokenCount {
+  if (exact === total) return 'exact';
+  return exact === 0 ? 'heuristic' : 'mixed';
 }
 
 /** Rounds BRL to 1e-9 so sums print cleanly. */

@@ -8,6 +8,7 @@ import {
   type BatchOptions,
   type BatchRequest,
   type LoadPageInput,
+  type InputTokenCount,
   type LoadPageOutput,
   type RequestSource,
 } from '../shared';
@@ -50,6 +51,8 @@ export async function estimateRequests(
     maxCost: 0,
     count: 0,
   };
+  // Each page says how it counted; the whole batch is mixed as soon as two pages differ.
+  const counted = new Set<InputTokenCount>();
   let offset = 0;
   for (;;) {
     heartbeat?.();
@@ -64,8 +67,10 @@ export async function estimateRequests(
     total.outputCost = addCosts(total.outputCost, e.outputCost);
     total.totalCost = addCosts(total.totalCost, e.totalCost);
     total.maxCost = Math.ceil((total.maxCost + e.maxCost) * 1e9) / 1e9;
+    if (e.inputTokenCount) counted.add(e.inputTokenCount);
     offset = page.nextByteOffset;
   }
+  if (counted.size > 0) total.inputTokenCount = counted.size === 1 ? [...counted][0]! : 'mixed';
   return total;
 }
 

@@ -1,3 +1,4 @@
+import { countTokens, hasExactTokenizer } from '../tokenizer';
 import type { ChatMessage } from '../shared/types';
 
 /*
@@ -409,17 +410,24 @@ export function estimateTextTokens(text: string): number {
 }
 
 /**
- * Estimates the prompt tokens Maritaca bills for a chat request: each message's content
- * plus {@link MESSAGE_OVERHEAD_TOKENS} for its role and delimiters, plus
- * {@link REQUEST_OVERHEAD_TOKENS} once for the request.
+ * Estimates the prompt tokens Maritaca bills for a chat request: each message's content plus
+ * {@link MESSAGE_OVERHEAD_TOKENS} for its role and delimiters, plus
+ * {@link REQUEST_OVERHEAD_TOKENS} once for the request. With a `model` that has Maritaca's own
+ * tokenizer, the content is counted exactly; otherwise (or without a model) by the heuristic.
  *
  * @example
  * estimateMessageTokens([]) // => 0
- * estimateMessageTokens([{ role: 'user', content: 'Olá!' }]) // => 3 + 5 + 3
+ * estimateMessageTokens([{ role: 'user', content: 'Olá!' }]) // => 3 + 5 + 3 (heuristic)
+ * estimateMessageTokens([{ role: 'user', content: 'Olá!' }], 'sabia-4') // content counted exactly
  */
-export function estimateMessageTokens(messages: readonly ChatMessage[]): number {
+export function estimateMessageTokens(messages: readonly ChatMessage[], model?: string): number {
   if (messages.length === 0) return 0;
+  const exact = model !== undefined && hasExactTokenizer(model);
   let total = REQUEST_OVERHEAD_TOKENS;
-  for (const message of messages) total += MESSAGE_OVERHEAD_TOKENS + estimateTextTokens(message.content);
+  for (const message of messages) {
+    total +=
+      MESSAGE_OVERHEAD_TOKENS +
+      (exact ? countTokens(message.content, model)! : estimateTextTokens(message.content));
+  }
   return total;
 }

@@ -169,7 +169,8 @@ export function registerBatchCommands(program: Command): void {
       );
       if (opts.json) return printJson(estimate);
       console.log(
-        `${estimate.totalRequests} requests, ~${estimate.totalInputTokens} input tokens (${brl(estimate.inputCost)}), ` +
+        `${estimate.totalRequests} requests, ${estimate.inputTokenCount === 'exact' ? '' : '~'}${estimate.totalInputTokens} input tokens ` +
+          `(${estimate.inputTokenCount === 'exact' ? "counted with Maritaca's tokenizer, " : ''}${brl(estimate.inputCost)}), ` +
           `up to ${estimate.totalOutputTokens} output tokens (${brl(estimate.outputCost)}): estimate ${brl(estimate.totalCost)}, ` +
           `never more than ${brl(estimate.maxCost)} (default model ${estimate.model})`,
       );

@@ -63,5 +63,6 @@ export function publicEstimate(detailed: DetailedEstimate): BatchEstimate {
     currency: detailed.currency,
     model: detailed.model,
     maxCost: detailed.maxCost,
+    ...(detailed.inputTokenCount ? { inputTokenCount: detailed.inputTokenCount } : {}),
   };
 }

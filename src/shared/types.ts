@@ -57,7 +57,16 @@ export interface BatchEstimate {
    * byte plus template overhead) and every answer at `max_tokens`. Budget reservations use it.
    */
   maxCost: number;
+  /**
+   * How the input tokens were counted: `exact` (every request's model has Maritaca's own tokenizer;
+   * the chat template's few tokens per message are still estimated), `heuristic` (none has:
+   * the Portuguese-aware estimate), or `mixed`. Absent in estimates of earlier versions.
+   */
+  inputTokenCount?: InputTokenCount;
 }
+
+/** How an estimate counted input tokens (see {@link BatchEstimate.inputTokenCount}). */
+export type InputTokenCount = 'exact' | 'heuristic' | 'mixed';
 
 /** What `estimateCost` returns: the batch estimate plus the per-request figures behind it. */
 export interface DetailedEstimate extends BatchEstimate {
