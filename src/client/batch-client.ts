@@ -110,8 +110,9 @@ export interface StartOptions {
   /** Hears the upload of a batch file to the store: bytes read so far and the file's size. */
   onUploadProgress?: (sent: number, total: number) => void;
   /**
-   * Start again under the id of a batch that has ended (its stored results are replaced by the new
-   * run's). Without it, an id that names any batch, running or ended, is refused.
+   * Start again under the id of a batch that has ended: the new run stores its outcomes beside the
+   * old run's, and the handle reads the new run's. Without it, an id that names any batch, running
+   * or ended, is refused.
    */
   rerun?: boolean;
 }

@@ -140,7 +140,9 @@ export function createS3ObjectStorage(options: S3ObjectStorageOptions = {}): Obj
       const byBucket = new Map<string, string[]>();
       for (const url of urls) {
         const { bucket, key } = parseS3Url(url);
-        byBucket.set(bucket, [...(byBucket.get(bucket) ?? []), key]);
+        const keys = byBucket.get(bucket);
+        if (keys) keys.push(key);
+        else byBucket.set(bucket, [key]);
       }
       for (const [bucket, keys] of byBucket) {
         for (let i = 0; i < keys.length; i += DELETE_BATCH) {
