@@ -507,7 +507,7 @@ export function registerBatchCommands(program: Command): void {
                 count++;
                 if (!outcome.ok) failed++;
               }
-              status = (await handle.progress()).status;
+              status = progress.status;
             } catch (err) {
               if (!(err instanceof BatchRequestFailedError) || count > 0) throw err;
               const stored = await outcomesOf(handle);
