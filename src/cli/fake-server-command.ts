@@ -1,8 +1,11 @@
 import { InvalidArgumentError, type Command } from 'commander';
+import { KNOWN_MODELS } from '../shared/prices';
 import {
   FAKE_MARITACA_DEFAULT_API_KEY,
   startFakeMaritaca,
+  type FakeMaritacaBehaviour,
   type FakeMaritacaOptions,
+  type FakeTemplateOverhead,
 } from '../testing/fake-maritaca';
 
 /** Exit code of a command line the user got wrong, as opposed to a failure while running. */
@@ -77,6 +80,43 @@ function replyTokens(value: string): 'max' | number {
   }
 }
 
+const OVERHEAD = /^(\d+)\+(\d+)$/;
+const OVERHEAD_SYNTAX = 'must be R+M (e.g. 3+5) or MODEL=R+M,... (e.g. sabia-4=3+5,sabiazinho-4=2+4)';
+
+function overheadOf(text: string): FakeTemplateOverhead | undefined {
+  const match = OVERHEAD.exec(text.trim());
+  return match ? { perRequest: Number(match[1]), perMessage: Number(match[2]) } : undefined;
+}
+
+/**
+ * Parses `--template-overhead`: `R+M` (chat-template tokens per request and per message) for
+ * every model, or `MODEL=R+M` pairs separated by commas for some models (the others keep the
+ * fake's default).
+ *
+ * @throws InvalidArgumentError (exit code 2) on bad syntax, an unknown model or a model given twice.
+ * @example
+ * parseTemplateOverhead('3+5'); // { perRequest: 3, perMessage: 5 }
+ * parseTemplateOverhead('sabia-4=3+5,sabiazinho-4=2+4');
+ * // { 'sabia-4': { perRequest: 3, perMessage: 5 }, 'sabiazinho-4': { perRequest: 2, perMessage: 4 } }
+ */
+export function parseTemplateOverhead(value: string): NonNullable<FakeMaritacaBehaviour['templateOverhead']> {
+  if (!value.includes('=')) {
+    const overhead = overheadOf(value);
+    if (!overhead) throw invalid(OVERHEAD_SYNTAX);
+    return overhead;
+  }
+  const byModel: Record<string, FakeTemplateOverhead> = {};
+  for (const pair of value.split(',')) {
+    const [model = '', figures, ...rest] = pair.split('=').map((part) => part.trim());
+    const overhead = figures === undefined || rest.length > 0 ? undefined : overheadOf(figures);
+    if (!overhead) throw invalid(OVERHEAD_SYNTAX);
+    if (!KNOWN_MODELS.includes(model)) throw invalid(`names unknown model "${model}"`);
+    if (model in byModel) throw invalid(`gives "${model}" twice`);
+    byModel[model] = overhead;
+  }
+  return byModel;
+}
+
 /**
  * Adds the `fake-server` subcommand, which runs a fake Maritaca AI server until SIGINT or
  * SIGTERM, for demos and benchmarks against something that behaves like the real API.
@@ -110,6 +150,11 @@ export function registerFakeServerCommand(program: Command): Command {
     .option('--reply-tokens <max|n>', 'reply length: "max" (= max_tokens) or a token count', replyTokens)
     .option('--seed <n>', 'seed of the random decisions, for reproducible runs', integer)
     .option('--cached-tokens-rate <fraction>', 'fraction of prompt tokens reported as cached', rate)
+    .option(
+      '--template-overhead <R+M|model=R+M,...>',
+      'chat-template tokens per request + per message in prompt_tokens, for all or some models (default: 3+5)',
+      parseTemplateOverhead,
+    )
     .action(async function (this: Command) {
       const flags = this.opts<FakeServerFlags>();
       const usageError = (message: string): never =>
@@ -140,6 +185,7 @@ export function registerFakeServerCommand(program: Command): Command {
         replyTokens: flags.replyTokens,
         seed: flags.seed,
         cachedTokensRate: flags.cachedTokensRate,
+        templateOverhead: flags.templateOverhead,
       };
       let server;
       try {

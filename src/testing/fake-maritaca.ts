@@ -1,8 +1,10 @@
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
-// Imported from the file, not the shared index, so the fake never loads the workflow SDK.
-import { KNOWN_MODELS } from '../shared/prices';
+// Imported from the files, not the shared index, so the fake never loads the workflow SDK.
+import { addCosts, KNOWN_MODELS, priceOf } from '../shared/prices';
+import { hasExactTokenizer } from '../tokenizer/families';
+import { countTokens } from '../tokenizer/maritaca-tokenizer';
 
 /**
  * Behaviour of the fake server that may change while it runs, through
@@ -34,7 +36,34 @@ export interface FakeMaritacaBehaviour {
   seed?: number;
   /** Fraction (0..1) of prompt tokens reported as `cached_tokens`. Default 0. */
   cachedTokensRate?: number;
+  /**
+   * Chat-template tokens added to `prompt_tokens` on top of the messages' own tokens: one
+   * overhead for every model, or one per model (models left out keep
+   * {@link DEFAULT_FAKE_TEMPLATE_OVERHEAD}). Default {@link DEFAULT_FAKE_TEMPLATE_OVERHEAD}.
+   */
+  templateOverhead?: FakeTemplateOverhead | Readonly<Record<string, FakeTemplateOverhead>>;
 }
+
+/**
+ * Tokens a chat template adds around the messages: `perRequest` once (the assistant turn's
+ * opening), `perMessage` for each message (role markers and delimiters).
+ */
+export interface FakeTemplateOverhead {
+  readonly perRequest: number;
+  readonly perMessage: number;
+}
+
+/**
+ * The fake's chat-template overhead unless configured otherwise: a Qwen-style (ChatML) template,
+ * `<|im_start|>role\n ... <|im_end|>\n` per message (5 tokens) and `<|im_start|>assistant\n`
+ * once (3 tokens). Maritaca does not publish its template (the real overhead shows only as
+ * `usage.prompt_tokens` minus the content's count), so this is a plausible stand-in; configure
+ * `templateOverhead` to model another one.
+ */
+export const DEFAULT_FAKE_TEMPLATE_OVERHEAD: FakeTemplateOverhead = Object.freeze({
+  perRequest: 3,
+  perMessage: 5,
+});
 
 /**
  * A change to the fake's behaviour: an absent or `undefined` field stays as it is, `null`
@@ -54,6 +83,18 @@ export interface FakeMaritacaOptions extends FakeMaritacaBehaviour {
   apiKey?: string;
 }
 
+/** What the fake would have billed, summed like a provider's invoice. */
+export interface FakeMaritacaBilling {
+  /** Calls billed: answered 200s, calls whose client left while they were generated, abandoned hangs. */
+  calls: number;
+  /** Prompt tokens billed, cached ones included. */
+  promptTokens: number;
+  /** Completion tokens billed. */
+  completionTokens: number;
+  /** What those calls cost at list price, cached prompt tokens at the cached price. */
+  costBRL: number;
+}
+
 /** Counters of chat completion requests, as `GET /_stats` reports them. */
 export interface FakeMaritacaStats {
   /** Chat completion requests received, whatever they were answered. */
@@ -66,6 +107,16 @@ export interface FakeMaritacaStats {
   peakConcurrency: number;
   /** Chat completion answers sent, per HTTP status. */
   byStatus: Record<string, number>;
+  /**
+   * What a provider would bill. Like a real server, the fake bills work it did, not answers
+   * delivered: a call whose client disconnects keeps generating (and counting in
+   * {@link currentConcurrency}) until its latency elapses, then is billed as if answered; a hung
+   * call is billed its prompt plus `max_tokens` when the client gives up. Injected 429s and
+   * 500s, forced statuses and refused requests cost nothing.
+   */
+  billed: FakeMaritacaBilling;
+  /** {@link FakeMaritacaBilling.costBRL} per `X-Request-Id`; `(none)` for calls without one. */
+  billedByRequestId: Record<string, number>;
 }
 
 /** A running fake Maritaca server. */
@@ -76,7 +127,10 @@ export interface FakeMaritacaServer {
   readonly port: number;
   /** A snapshot of the counters. */
   stats(): FakeMaritacaStats;
-  /** Clears the counters, the peak concurrency and the RPM window. */
+  /**
+   * Clears the counters, the billing, the peak concurrency and the RPM window. Calls still
+   * generating are billed when they finish, after the reset, as the load they are.
+   */
   reset(): void;
   /**
    * Changes behaviour at runtime.
@@ -103,21 +157,90 @@ export const FAKE_MARITACA_DEFAULT_API_KEY = 'test-key';
 export const FAKE_DEFAULT_MAX_TOKENS = 256;
 
 /**
- * Token count the fake uses for any text: one token per four UTF-16 code units, rounded up.
- * Crude, but it lets tests predict `usage` exactly.
+ * Tokens of `text` under `model`'s Maritaca tokenizer, exactly what the fake reports as
+ * `completion_tokens` for a reply with this text.
+ *
+ * @throws RangeError when no Maritaca tokenizer ships for the model.
+ * @example
+ * fakeCompletionTokens('Resposta para: oi', 'sabia-4'); // 5
  */
-export function countFakeTokens(text: string): number {
-  return Math.ceil(text.length / 4);
+export function fakeCompletionTokens(text: string, model: string): number {
+  const tokens = countTokens(text, model);
+  if (tokens === undefined) throw new RangeError(`no Maritaca tokenizer for model "${model}"`);
+  return tokens;
 }
 
-/** Overhead the fake charges per message, like real chat templates add role markers. */
-const TOKENS_PER_MESSAGE = 4;
-
-/** `prompt_tokens` the fake reports for these messages. */
-export function fakePromptTokens(messages: readonly { content: string }[]): number {
-  let total = 0;
-  for (const message of messages) total += countFakeTokens(message.content) + TOKENS_PER_MESSAGE;
+/**
+ * `prompt_tokens` the fake reports for these messages: each message's content counted exactly
+ * with Maritaca's tokenizer, plus the chat template's `perRequest + perMessage × messages`.
+ *
+ * @param overhead the template overhead in force (as configured on the server: one for every
+ *   model, or one per model); default {@link DEFAULT_FAKE_TEMPLATE_OVERHEAD}.
+ * @throws RangeError when no Maritaca tokenizer ships for the model.
+ * @example
+ * fakePromptTokens([{ content: 'Olá, mundo!' }], 'sabia-4'); // 5 + 3 + 5 = 13
+ */
+export function fakePromptTokens(
+  messages: readonly { content: string }[],
+  model: string,
+  overhead?: FakeMaritacaBehaviour['templateOverhead'],
+): number {
+  const template = templateOverheadFor(overhead, model);
+  let total = template.perRequest + template.perMessage * messages.length;
+  for (const message of messages) total += fakeCompletionTokens(message.content, model);
   return total;
+}
+
+/**
+ * Text of exactly `tokens` tokens under `model`'s tokenizer that starts like `base`: `base`
+ * itself padded with one-token filler words, or the longest prefix of `base` that fits, padded
+ * the same way. The fake answers with it, so `completion_tokens` is the reply's true count.
+ *
+ * @throws RangeError when `tokens` is not a positive integer or no tokenizer ships for the model.
+ * @example
+ * fakeTextOfTokens('Resposta para: oi', 8, 'sabia-4'); // 'Resposta para: oi palavra palavra palavra'
+ */
+export function fakeTextOfTokens(base: string, tokens: number, model: string): string {
+  if (!isPositiveInteger(tokens)) throw new RangeError('tokens must be a positive integer');
+  const count = (text: string): number => fakeCompletionTokens(text, model);
+  let head = base;
+  if (count(head) > tokens) {
+    // Prefix counts grow almost monotonically with length, so a binary search over code points
+    // (never splitting a surrogate pair) finds a long prefix within the budget.
+    const points = Array.from(base);
+    let fits = 0;
+    let tooLong = points.length;
+    while (tooLong - fits > 1) {
+      const middle = (fits + tooLong) >>> 1;
+      if (count(points.slice(0, middle).join('')) <= tokens) fits = middle;
+      else tooLong = middle;
+    }
+    head = points.slice(0, fits).join('');
+  }
+  // Each filler word is a piece of its own, so it adds exactly one token; only the seam with the
+  // head may merge differently, and that is a constant the second round corrects.
+  let fillers = tokens - count(head);
+  for (let round = 0; round < 3 && fillers >= 0; round++) {
+    const text = head + FILLER_WORD.repeat(fillers);
+    const counted = count(text);
+    if (counted === tokens) return text;
+    fillers += tokens - counted;
+  }
+  const fallback = FILLER_WORD.repeat(tokens);
+  if (count(fallback) !== tokens) {
+    throw new RangeError(`cannot build a text of exactly ${tokens} tokens for model "${model}"`);
+  }
+  return fallback;
+}
+
+/** The overhead that applies to `model` under a `templateOverhead` setting. */
+function templateOverheadFor(
+  setting: FakeMaritacaBehaviour['templateOverhead'],
+  model: string,
+): FakeTemplateOverhead {
+  if (setting === undefined) return DEFAULT_FAKE_TEMPLATE_OVERHEAD;
+  if (isTemplateOverhead(setting)) return setting;
+  return (setting as Record<string, FakeTemplateOverhead>)[model] ?? DEFAULT_FAKE_TEMPLATE_OVERHEAD;
 }
 
 /**
@@ -149,10 +272,12 @@ const NO_REQUEST_ID = '(none)';
 /** Inverse normal CDF at 0.99: how many sigmas the p99 sits above the median. */
 const Z_99 = 2.326;
 
-const MODELS = new Set(KNOWN_MODELS);
+// Only models the fake can both count exactly and price; every known model qualifies today.
+const SERVED_MODELS = KNOWN_MODELS.filter(hasExactTokenizer);
+const MODELS = new Set(SERVED_MODELS);
 const MODEL_LIST_BODY = JSON.stringify({
   object: 'list',
-  data: KNOWN_MODELS.map((id) => ({ id, object: 'model', created: 0, owned_by: 'maritaca' })),
+  data: SERVED_MODELS.map((id) => ({ id, object: 'model', created: 0, owned_by: 'maritaca' })),
 });
 
 type Latency =
@@ -166,9 +291,29 @@ interface FastApiIssue {
   type: string;
 }
 
+/** Tokens of one billed call. */
+interface Usage {
+  readonly model: string;
+  readonly promptTokens: number;
+  readonly completionTokens: number;
+  readonly cachedPromptTokens: number;
+}
+
+/**
+ * What the server is doing for an admitted exchange, which decides what a client leaving costs:
+ * nothing while the request is read or refused, the whole reply while it is generated, the
+ * worst case while it hangs.
+ */
+type ExchangePhase =
+  { kind: 'receiving' } | { kind: 'generating'; usage: Usage } | { kind: 'hanging'; worstCase: Usage };
+
 /** One chat completion request from arrival until it is answered or its client leaves. */
 interface ChatExchange {
   readonly res: http.ServerResponse;
+  readonly requestId: string;
+  phase: ExchangePhase;
+  /** The client disconnected before an answer was written. */
+  clientGone: boolean;
   done: boolean;
   timer: NodeJS.Timeout | undefined;
 }
@@ -235,6 +380,35 @@ function isPositiveInteger(value: unknown): value is number {
   return typeof value === 'number' && Number.isInteger(value) && value > 0;
 }
 
+function isTemplateOverhead(value: unknown): value is FakeTemplateOverhead {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const keys = Object.keys(value);
+  const { perRequest, perMessage } = value as Json;
+  return (
+    keys.length === 2 &&
+    Number.isInteger(perRequest) &&
+    (perRequest as number) >= 0 &&
+    Number.isInteger(perMessage) &&
+    (perMessage as number) >= 0
+  );
+}
+
+function checkTemplateOverhead(value: unknown): string | undefined {
+  const shape = 'must be { perRequest, perMessage } (integers >= 0) or an object of them keyed by model';
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return shape;
+  if (isTemplateOverhead(value)) return undefined;
+  const entries = Object.entries(value);
+  // A uniform overhead with a bad number is reported as such, not as a model named perRequest.
+  if (entries.some(([key]) => key === 'perRequest' || key === 'perMessage')) return shape;
+  for (const [model, overhead] of entries) {
+    if (!MODELS.has(model)) return `names unknown model "${model}"`;
+    if (!isTemplateOverhead(overhead)) {
+      return `for "${model}" must be { perRequest, perMessage } with integers >= 0`;
+    }
+  }
+  return undefined;
+}
+
 const RUNTIME_FIELDS: Readonly<Record<keyof FakeMaritacaBehaviour, (value: unknown) => string | undefined>> =
   {
     latencyMs: (v) => (isNonNegative(v) ? undefined : 'must be a number >= 0'),
@@ -250,6 +424,7 @@ const RUNTIME_FIELDS: Readonly<Record<keyof FakeMaritacaBehaviour, (value: unkno
       v === 'max' || isPositiveInteger(v) ? undefined : 'must be "max" or a positive integer',
     seed: (v) => (Number.isInteger(v) ? undefined : 'must be an integer'),
     cachedTokensRate: (v) => (isRate(v) ? undefined : 'must be a number between 0 and 1'),
+    templateOverhead: checkTemplateOverhead,
   };
 
 const FIXED_FIELDS = new Set(['port', 'host', 'apiKey']);
@@ -276,7 +451,8 @@ function mergeBehaviour(
     }
     const problem = check(value);
     if (problem) throw new RangeError(`${key} ${problem}`);
-    merged[key] = value;
+    // A copy, so the caller changing its object later cannot bypass validation.
+    merged[key] = typeof value === 'object' ? structuredClone(value) : value;
   }
   const setsFixed = touched.has('latencyMs') && update.latencyMs !== null;
   const setsLogNormal =
@@ -434,15 +610,8 @@ function parseChatRequest(body: unknown): ParsedChatRequest | FastApiIssue[] {
   };
 }
 
-/**
- * Builds a reply that quotes the last user message, then pads or truncates it to exactly
- * `tokens` fake tokens (4 code units each) so `completion_tokens` is exact.
- */
-function replyOfLength(base: string, tokens: number): string {
-  const length = tokens * 4;
-  if (base.length >= length) return base.slice(0, length);
-  const missing = length - base.length;
-  return base + FILLER_WORD.repeat(Math.ceil(missing / FILLER_WORD.length)).slice(0, missing);
+function emptyBilling(): FakeMaritacaBilling {
+  return { calls: 0, promptTokens: 0, completionTokens: 0, costBRL: 0 };
 }
 
 function lastUserContent(messages: readonly { role: string; content: string }[]): string {
@@ -466,6 +635,8 @@ class FakeMaritaca implements FakeMaritacaServer {
   private byStatus = new Map<number, number>();
   private currentConcurrency = 0;
   private peakConcurrency = 0;
+  private billed: FakeMaritacaBilling = emptyBilling();
+  private billedByRequestId = new Map<string, number>();
   private completionCounter = 0;
   private closing: Promise<void> | undefined;
   private boundPort = 0;
@@ -510,6 +681,8 @@ class FakeMaritaca implements FakeMaritacaServer {
       currentConcurrency: this.currentConcurrency,
       peakConcurrency: this.peakConcurrency,
       byStatus,
+      billed: { ...this.billed },
+      billedByRequestId: Object.fromEntries(this.billedByRequestId),
     };
   }
 
@@ -517,6 +690,8 @@ class FakeMaritaca implements FakeMaritacaServer {
     this.totalRequests = 0;
     this.byRequestId = new Map();
     this.byStatus = new Map();
+    this.billed = emptyBilling();
+    this.billedByRequestId = new Map();
     // Requests still in flight are real load, so the new peak starts from them, not from zero.
     this.peakConcurrency = this.currentConcurrency;
     this.window.clear();
@@ -536,6 +711,7 @@ class FakeMaritaca implements FakeMaritacaServer {
   close(): Promise<void> {
     this.closing ??= new Promise<void>((resolve) => {
       this.server.close(() => resolve());
+      // Work cut short by the server itself is not billed: nobody is left to invoice.
       for (const exchange of [...this.inFlight]) {
         this.finish(exchange);
         exchange.res.socket?.destroy();
@@ -632,7 +808,7 @@ class FakeMaritaca implements FakeMaritacaServer {
         exchange,
         400,
         openAiError(
-          `Model '${parsed.model}' not found. Available models: ${KNOWN_MODELS.join(', ')}`,
+          `Model '${parsed.model}' not found. Available models: ${SERVED_MODELS.join(', ')}`,
           'invalid_request_error',
         ),
       );
@@ -673,7 +849,10 @@ class FakeMaritaca implements FakeMaritacaServer {
     const hangRate = settings.hangRate ?? 0;
     const errorRate500 = settings.errorRate500 ?? 0;
     const errorRate429 = settings.errorRate429 ?? 0;
-    if (roll < hangRate) return;
+    if (roll < hangRate) {
+      exchange.phase = { kind: 'hanging', worstCase: this.usageOf(parsed, parsed.maxTokens) };
+      return;
+    }
     if (roll < hangRate + errorRate500) {
       return this.respondAfter(
         exchange,
@@ -687,23 +866,37 @@ class FakeMaritaca implements FakeMaritacaServer {
         'retry-after': String(settings.retryAfterSeconds ?? 1),
       });
     }
-    this.respondAfter(exchange, latencyMs, 200, this.completionBody(parsed));
+    const answer = this.completion(parsed);
+    // From here on the server is generating: a client leaving no longer stops the work.
+    exchange.phase = { kind: 'generating', usage: answer.usage };
+    this.respondAfter(exchange, latencyMs, 200, answer.body);
   }
 
-  private completionBody(request: ParsedChatRequest): string {
+  /** Prompt and completion counts of a call, with the cached share `cachedTokensRate` gives. */
+  private usageOf(request: ParsedChatRequest, completionTokens: number): Usage {
+    const promptTokens = fakePromptTokens(request.messages, request.model, this.settings.templateOverhead);
+    return {
+      model: request.model,
+      promptTokens,
+      completionTokens,
+      cachedPromptTokens: Math.floor(promptTokens * (this.settings.cachedTokensRate ?? 0)),
+    };
+  }
+
+  private completion(request: ParsedChatRequest): { body: string; usage: Usage } {
     const replyTokens = this.settings.replyTokens;
     const base = REPLY_PREFIX + lastUserContent(request.messages);
-    let content: string;
-    if (replyTokens === undefined) {
-      content = countFakeTokens(base) > request.maxTokens ? replyOfLength(base, request.maxTokens) : base;
-    } else {
+    let content = base;
+    if (replyTokens !== undefined) {
       const target = replyTokens === 'max' ? request.maxTokens : Math.min(replyTokens, request.maxTokens);
-      content = replyOfLength(base, target);
+      content = fakeTextOfTokens(base, target, request.model);
+    } else if (fakeCompletionTokens(base, request.model) > request.maxTokens) {
+      content = fakeTextOfTokens(base, request.maxTokens, request.model);
     }
-    const completionTokens = countFakeTokens(content);
-    const promptTokens = fakePromptTokens(request.messages);
+    const usage = this.usageOf(request, fakeCompletionTokens(content, request.model));
+    const { promptTokens, completionTokens, cachedPromptTokens } = usage;
     this.completionCounter++;
-    return JSON.stringify({
+    const body = JSON.stringify({
       id: `chatcmpl-fake-${this.completionCounter}`,
       object: 'chat.completion',
       created: Math.floor(Date.now() / 1000),
@@ -719,11 +912,10 @@ class FakeMaritaca implements FakeMaritacaServer {
         prompt_tokens: promptTokens,
         completion_tokens: completionTokens,
         total_tokens: promptTokens + completionTokens,
-        prompt_tokens_details: {
-          cached_tokens: Math.floor(promptTokens * (this.settings.cachedTokensRate ?? 0)),
-        },
+        prompt_tokens_details: { cached_tokens: cachedPromptTokens },
       },
     });
+    return { body, usage };
   }
 
   private sampleLatency(uniform1: number, uniform2: number): number {
@@ -736,17 +928,46 @@ class FakeMaritaca implements FakeMaritacaServer {
   }
 
   private begin(req: http.IncomingMessage, res: http.ServerResponse): ChatExchange {
-    const exchange: ChatExchange = { res, done: false, timer: undefined };
-    this.totalRequests++;
     const header = req.headers['x-request-id'];
     const requestId = typeof header === 'string' && header !== '' ? header : NO_REQUEST_ID;
+    const exchange: ChatExchange = {
+      res,
+      requestId,
+      phase: { kind: 'receiving' },
+      clientGone: false,
+      done: false,
+      timer: undefined,
+    };
+    this.totalRequests++;
     this.byRequestId.set(requestId, (this.byRequestId.get(requestId) ?? 0) + 1);
     this.currentConcurrency++;
     if (this.currentConcurrency > this.peakConcurrency) this.peakConcurrency = this.currentConcurrency;
     this.inFlight.add(exchange);
-    // A client that gives up (timeout, abort) ends the exchange, hanging ones included.
-    res.once('close', () => this.finish(exchange));
+    // 'close' also follows every answer written; only one before the end is a client giving up.
+    res.once('close', () => {
+      if (!res.writableEnded) this.clientLeft(exchange);
+    });
     return exchange;
+  }
+
+  /** A client gave up (timeout, abort) before its answer: what that costs depends on the phase. */
+  private clientLeft(exchange: ChatExchange): void {
+    if (exchange.done) return;
+    exchange.clientGone = true;
+    const phase = exchange.phase;
+    if (phase.kind === 'generating') return; // the timer finishes it, and bills it, on time
+    if (phase.kind === 'hanging') this.bill(exchange.requestId, phase.worstCase);
+    this.finish(exchange);
+  }
+
+  private bill(requestId: string, usage: Usage): void {
+    const cost = priceOf(usage.model, usage);
+    const billed = this.billed;
+    billed.calls++;
+    billed.promptTokens += usage.promptTokens;
+    billed.completionTokens += usage.completionTokens;
+    billed.costBRL = addCosts(billed.costBRL, cost);
+    this.billedByRequestId.set(requestId, addCosts(this.billedByRequestId.get(requestId) ?? 0, cost));
   }
 
   private finish(exchange: ChatExchange): void {
@@ -762,7 +983,10 @@ class FakeMaritaca implements FakeMaritacaServer {
     exchange.timer = setTimeout(() => this.respond(exchange, status, body), delayMs);
   }
 
-  /** Counts the answer before writing it, so a client reading `/_stats` right after sees it. */
+  /**
+   * Counts and bills the answer before writing it, so a client reading `/_stats` right after
+   * sees it. A generated answer whose client already left is billed but neither counted nor sent.
+   */
   private respond(
     exchange: ChatExchange,
     status: number,
@@ -771,6 +995,8 @@ class FakeMaritaca implements FakeMaritacaServer {
   ): void {
     if (exchange.done) return;
     this.finish(exchange);
+    if (exchange.phase.kind === 'generating') this.bill(exchange.requestId, exchange.phase.usage);
+    if (exchange.clientGone) return;
     this.byStatus.set(status, (this.byStatus.get(status) ?? 0) + 1);
     sendJson(exchange.res, status, body, headers);
   }

@@ -102,10 +102,10 @@ describe('budget and flow control', () => {
     expect(stuck.completed).toBeGreaterThan(0);
     expect(stuck.completed).toBeLessThan(10);
     expect(stuck.actualCost).toBeLessThanOrEqual(budget);
-    // What was spent, priced here from what the fake answered: every question has the same length
-    // and every answer is 400 tokens long, so each call costs the same.
-    expect(new Set(requests.map((r) => fakePromptTokens(r.messages))).size).toBe(1);
-    const perCall = fakePromptTokens(requests[0]!.messages) * SABIA_4.input + 400 * SABIA_4.output;
+    // What was spent, priced here from what the fake answered: every question counts the same
+    // number of tokens and every answer is 400 tokens long, so each call costs the same.
+    expect(new Set(requests.map((r) => fakePromptTokens(r.messages, 'sabia-4'))).size).toBe(1);
+    const perCall = fakePromptTokens(requests[0]!.messages, 'sabia-4') * SABIA_4.input + 400 * SABIA_4.output;
     expect(stuck.actualCost).toBeCloseTo(stuck.completed * perCall, 9);
     expect(stuck.budget).toMatchObject({ approved: budget, reserved: 0 });
     expect(stuck.budget!.spent).toBeCloseTo(stuck.completed * perCall, 9);
