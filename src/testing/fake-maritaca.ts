@@ -245,7 +245,8 @@ function templateOverheadFor(
 
 /**
  * Starts a fake Maritaca AI server speaking the OpenAI-compatible chat completions API, with
- * injectable latency, errors, hangs and rate limits.
+ * injectable latency, errors, hangs and rate limits. It counts tokens with Maritaca's own
+ * tokenizer, whose vocabulary the first server of a process loads (about half a second).
  *
  * @example
  * const server = await startFakeMaritaca({ latencyMs: 20, errorRate429: 0.1, seed: 1 });
@@ -260,6 +261,9 @@ export async function startFakeMaritaca(options: FakeMaritacaOptions = {}): Prom
   }
   if (apiKey.length === 0) throw new RangeError('apiKey must not be empty');
   const fake = new FakeMaritaca(apiKey, behaviour);
+  // Loading a vocabulary blocks for about half a second, once per process: paid here, it cannot
+  // stall the first answers (and everything else on the event loop) in the middle of a run.
+  for (const model of SERVED_MODELS) fakeCompletionTokens('', model);
   await fake.listen(port, host);
   return fake;
 }
