@@ -1,6 +1,7 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import OpenAI from 'openai';
+import { estimateBatchCost } from './estimate-cost';
 import type { BatchStore } from '../store';
 import {
   FailureTypes,
@@ -126,6 +127,7 @@ export function createCallMaritaca(connection: MaritacaConnectionOptions) {
         });
       }
       const usage = completion.usage;
+      const usageMissing = typeof usage?.prompt_tokens !== 'number';
       const promptTokens = usage?.prompt_tokens ?? 0;
       const completionTokens = usage?.completion_tokens ?? 0;
       const cachedPromptTokens = usage?.prompt_tokens_details?.cached_tokens ?? undefined;
@@ -148,21 +150,25 @@ export function createCallMaritaca(connection: MaritacaConnectionOptions) {
           model: completion.model || input.model,
         },
       };
-      const cost = priceOf(input.model, {
-        promptTokens,
-        completionTokens,
-        ...(cachedPromptTokens ? { cachedPromptTokens } : {}),
-      });
+      // Without usage the bill is unknown: the outcome carries the call's worst case.
+      const cost = usageMissing
+        ? worstCaseCost(input)
+        : priceOf(input.model, {
+            promptTokens,
+            completionTokens,
+            ...(cachedPromptTokens ? { cachedPromptTokens } : {}),
+          });
       const usageSummary = { promptTokens, completionTokens };
+      const missing = usageMissing ? { usageMissing: true } : {};
       if (input.store && connection.store) {
         // Written before the activity reports back: if the report is lost and the call retried,
         // the second line replaces the first when read.
         await connection.store.appendOutcomes(input.store.results, [
           { id: input.requestId, index: input.store.index, ok: true, result, attempts: attempt, cost },
         ]);
-        return { usage: usageSummary, cost, attempt };
+        return { usage: usageSummary, cost, attempt, ...missing };
       }
-      return { result, usage: usageSummary, cost, attempt };
+      return { result, usage: usageSummary, cost, attempt, ...missing };
     } catch (err) {
       if (ctx.cancellationSignal.aborted) {
         throw new CancelledFailure('Maritaca call cancelled');
@@ -174,21 +180,47 @@ export function createCallMaritaca(connection: MaritacaConnectionOptions) {
   };
 }
 
+/** The most a call can cost: its prompt's worst case (as estimated) and `max_tokens` of answer. */
+function worstCaseCost(input: CallMaritacaInput): number {
+  return estimateBatchCost({
+    model: input.model,
+    requests: [{ model: input.model, messages: input.messages, maxTokens: input.maxTokens }],
+  }).maxCost;
+}
+
+/** Connection errors that prove the request never reached Maritaca, so nothing was billed. */
+const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+
+/** Whether an error (or one of its causes) shows the request was never sent. */
+function neverSent(err: unknown): boolean {
+  for (let e = err, depth = 0; e && typeof e === 'object' && depth < 5; depth += 1) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && NOT_SENT_CODES.has(code)) return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+/** HTTP statuses after which Maritaca may still have generated (and billed) the answer. */
+const MAYBE_BILLED_STATUSES = new Set([408, 502, 504]);
+
 /** Maps an SDK error to the `ApplicationFailure` Temporal retries (or not). */
 function toFailure(err: unknown, attempt: number, scrub: (text: string) => string): unknown {
   if (err instanceof ApplicationFailure) return err;
   if (err instanceof OpenAI.APIConnectionError) {
     const timedOut = err instanceof OpenAI.APIConnectionTimeoutError;
+    const billing = timedOut || !neverSent(err) ? { billing: 'unknown' as const } : {};
     return ApplicationFailure.create({
       type: FailureTypes.ConnectionError,
       message: scrub(timedOut ? 'Maritaca call timed out' : `Could not reach Maritaca: ${err.message}`),
-      details: [{ attempt } satisfies CallFailureDetails],
+      details: [{ attempt, ...billing } satisfies CallFailureDetails],
     });
   }
   if (err instanceof OpenAI.APIError && err.status !== undefined) {
     const status = err.status;
     const message = scrub(err.message);
-    const details: CallFailureDetails[] = [{ status, attempt }];
+    const billing = MAYBE_BILLED_STATUSES.has(status) ? { billing: 'unknown' as const } : {};
+    const details: CallFailureDetails[] = [{ status, attempt, ...billing }];
     if (status === 429) {
       const delay = retryAfterMs(err.headers);
       return ApplicationFailure.create({
@@ -215,6 +247,6 @@ function toFailure(err: unknown, attempt: number, scrub: (text: string) => strin
   return ApplicationFailure.create({
     type: FailureTypes.ConnectionError,
     message,
-    details: [{ attempt } satisfies CallFailureDetails],
+    details: [{ attempt, billing: 'unknown' } satisfies CallFailureDetails],
   });
 }

@@ -1,43 +1,38 @@
 import {
   CURRENCY,
+  DEFAULT_TEMPLATE_OVERHEAD,
   MODEL_PRICES,
+  templateTokens,
   type ChatMessage,
   type DetailedEstimate,
   type EstimateCostInput,
   type InputTokenCount,
 } from '../shared';
-import { hasExactTokenizer } from '../tokenizer';
-import { estimateMessageTokens } from './token-estimate';
+import { estimateTextTokens, exactContentTokens } from './token-estimate';
 
 const PER_MILLION = 1_000_000;
 
 /**
- * Template tokens allowed per message and per request in the upper bound: more than the
- * estimator's 5 and 3, because Maritaca does not publish its chat template.
+ * An upper bound on a prompt's content tokens for a model without a known tokenizer: a
+ * byte-level BPE never emits more tokens than the text has UTF-8 bytes.
  */
-export const BOUND_MESSAGE_OVERHEAD_TOKENS = 16;
-export const BOUND_REQUEST_OVERHEAD_TOKENS = 16;
-
-/**
- * An upper bound on a prompt's tokens: a byte-level BPE never emits more tokens than the text
- * has UTF-8 bytes, so bytes plus template overhead cannot be exceeded.
- */
-export function promptTokenBound(messages: readonly ChatMessage[]): number {
-  let tokens = BOUND_REQUEST_OVERHEAD_TOKENS;
-  for (const message of messages) {
-    tokens += Buffer.byteLength(message.content, 'utf8') + BOUND_MESSAGE_OVERHEAD_TOKENS;
-  }
+export function contentTokenBound(messages: readonly ChatMessage[]): number {
+  let tokens = 0;
+  for (const message of messages) tokens += Buffer.byteLength(message.content, 'utf8');
   return tokens;
 }
 
 /**
- * Estimates a batch's cost without calling the model: input tokens from
- * {@link estimateMessageTokens} (Maritaca's own tokenizer for the models it covers, labelled in
- * `inputTokenCount`), output at each request's `max_tokens` (the most it can be),
- * priced per model from {@link MODEL_PRICES}. `maxCost` replaces the input estimate with
- * {@link promptTokenBound}: what the batch cannot exceed. Cached-input discounts are ignored.
+ * Estimates a batch's cost without calling the model. Prompts are counted with Maritaca's own
+ * tokenizer for the models it covers (labelled in `inputTokenCount`) plus the chat template's
+ * overhead (`input.templateOverhead`, by default the conservative
+ * {@link DEFAULT_TEMPLATE_OVERHEAD}); answers at each request's `max_tokens` (the most they can
+ * be); priced per model from {@link MODEL_PRICES}. For such prompts the estimate is also the
+ * worst case (`maxCost`). A model without a tokenizer is estimated by the heuristic and bounded
+ * by one token per UTF-8 byte. Cached-input discounts are ignored.
  */
 export function estimateBatchCost(input: EstimateCostInput): DetailedEstimate {
+  const overhead = input.templateOverhead ?? DEFAULT_TEMPLATE_OVERHEAD;
   let totalInputTokens = 0;
   let totalOutputTokens = 0;
   let inputCost = 0;
@@ -47,24 +42,28 @@ export function estimateBatchCost(input: EstimateCostInput): DetailedEstimate {
   const perRequestInputTokens: number[] = new Array(count);
   const perRequestMaxCost: number[] = new Array(count);
   const perRequestCost: number[] = new Array(count);
+  const perRequestContentTokens: (number | null)[] = new Array(count);
   let exactRequests = 0;
   input.requests.forEach((request, index) => {
     const price = MODEL_PRICES[request.model];
     if (!price) throw new Error(`No price known for model "${request.model}" (requests[${index}].model)`);
-    if (hasExactTokenizer(request.model)) exactRequests += 1;
-    const inputTokens = estimateMessageTokens(request.messages, request.model);
+    const template = templateTokens(overhead, request.messages.length);
+    const exact = exactContentTokens(request.messages, request.model);
+    if (exact !== null) exactRequests += 1;
+    const inputTokens =
+      (exact ?? request.messages.reduce((sum, m) => sum + estimateTextTokens(m.content), 0)) + template;
+    const inputBound = exact !== null ? inputTokens : contentTokenBound(request.messages) + template;
     const requestInputCost = (inputTokens * price.input) / PER_MILLION;
     const requestOutputCost = (request.maxTokens * price.output) / PER_MILLION;
-    const requestMaxCost =
-      (promptTokenBound(request.messages) * price.input) / PER_MILLION + requestOutputCost;
     perRequestInputTokens[index] = inputTokens;
+    perRequestContentTokens[index] = exact;
     perRequestCost[index] = requestInputCost + requestOutputCost;
-    perRequestMaxCost[index] = requestMaxCost;
+    perRequestMaxCost[index] = (inputBound * price.input) / PER_MILLION + requestOutputCost;
     totalInputTokens += inputTokens;
     totalOutputTokens += request.maxTokens;
     inputCost += requestInputCost;
     outputCost += requestOutputCost;
-    maxCost += requestMaxCost;
+    maxCost += perRequestMaxCost[index];
   });
   return {
     totalRequests: count,
@@ -81,6 +80,7 @@ export function estimateBatchCost(input: EstimateCostInput): DetailedEstimate {
     perRequestInputTokens,
     perRequestMaxCost,
     perRequestCost,
+    perRequestContentTokens,
   };
 }
 

@@ -1,5 +1,6 @@
 import {
   DEFAULT_MODEL,
+  MODEL_PRICES,
   addCosts,
   estimateInputOf,
   publicEstimate,
@@ -10,6 +11,7 @@ import {
   type LoadPageInput,
   type InputTokenCount,
   type LoadPageOutput,
+  type PageItem,
   type RequestSource,
 } from '../shared';
 import type { BatchStore } from '../store';
@@ -87,13 +89,21 @@ export async function loadRequestPage(store: BatchStore, input: LoadPageInput): 
   const calls = resolveCalls(requests, input.options, input.startIndex);
   const estimate = estimateBatchCost(estimateInputOf(requests, input.options));
   return {
-    items: calls.map((call, i) => ({
-      index: input.startIndex + i,
-      call,
-      inputTokens: estimate.perRequestInputTokens[i] ?? 0,
-      cost: estimate.perRequestCost[i] ?? 0,
-      maxCost: estimate.perRequestMaxCost[i] ?? 0,
-    })),
+    items: calls.map((call, i): PageItem => {
+      const contentTokens = estimate.perRequestContentTokens[i];
+      const price = MODEL_PRICES[call.model]!;
+      return {
+        index: input.startIndex + i,
+        call,
+        inputTokens: estimate.perRequestInputTokens[i] ?? 0,
+        cost: estimate.perRequestCost[i] ?? 0,
+        maxCost: estimate.perRequestMaxCost[i] ?? 0,
+        // With these the workflow re-prices the reservation once it knows the template overhead.
+        ...(contentTokens != null
+          ? { contentTokens, price: { input: price.input, output: price.output } }
+          : {}),
+      };
+    }),
     ...(nextByteOffset !== undefined ? { nextByteOffset } : {}),
   };
 }

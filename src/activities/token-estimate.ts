@@ -431,3 +431,14 @@ export function estimateMessageTokens(messages: readonly ChatMessage[], model?: 
   }
   return total;
 }
+
+/**
+ * Content tokens of `messages` as Maritaca's tokenizer for `model` counts them (no template),
+ * or null when the model has no known tokenizer.
+ */
+export function exactContentTokens(messages: readonly ChatMessage[], model: string): number | null {
+  if (!hasExactTokenizer(model)) return null;
+  let total = 0;
+  for (const message of messages) total += countTokens(message.content, model)!;
+  return total;
+}

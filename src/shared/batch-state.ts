@@ -1,11 +1,18 @@
 import { BudgetLedger } from './budget-ledger';
 import { allowedInFlight, type DispatchView } from './dispatch-policy';
 import { adaptWindow, type RateLimits, type WindowEntry } from './rate-window';
+import {
+  learnedTemplateOverheads,
+  overheadKey,
+  type LearnedOverheads,
+  type TemplateOverhead,
+} from './template-overhead';
 import type {
   ApprovalRecord,
   BatchEstimate,
   BatchProgress,
   BatchStatus,
+  CallMaritacaOutput,
   PageItem,
   ResultsRef,
   WaitingFor,
@@ -16,6 +23,16 @@ export interface OpenPage {
   start: number;
   end: number;
   settled: number;
+}
+
+/** A request waiting to be tried again, not before `notBefore` (workflow time, ms) when set. */
+export type QueuedRetry = PageItem & { notBefore?: number };
+
+/** What a request would hold if it started now: the tokens it may use and its worst-case cost. */
+export interface Reservation {
+  inputTokens: number;
+  outputTokens: number;
+  maxCost: number;
 }
 
 /**
@@ -37,6 +54,9 @@ function carriedDefaults(maxConcurrency: number) {
     succeeded: 0,
     failed: 0,
     actualCost: 0,
+    unconfirmedCost: 0,
+    /** Template overhead seen in answers, by model and message count. */
+    templateOverheads: {} as LearnedOverheads,
     dispatchedCost: 0,
     dispatchedMaxCost: 0,
     maxConcurrency,
@@ -45,8 +65,8 @@ function carriedDefaults(maxConcurrency: number) {
     holdUntil: 0,
     rateLimitedResponses: 0,
     rateWindow: [] as WindowEntry[],
-    /** Requests sent back by a 429, to go before the ones never started. */
-    retryQueue: [] as PageItem[],
+    /** Requests sent back to be tried again (a 429, or a failure while attempts remain), before the ones never started. */
+    retryQueue: [] as QueuedRetry[],
     /** Attempts spent in earlier executions of a request (each 429 ends one). */
     priorAttempts: {} as Record<string, number>,
     results: null as ResultsRef | null,
@@ -223,45 +243,118 @@ export class BatchState {
     };
   }
 
-  /** Takes the next request off the queues: a 429's retry first, else the page buffer's head. */
-  takeNext(buffer: PageItem[]): void {
-    if (this.d.retryQueue.length > 0) this.d.retryQueue.shift();
-    else {
-      const item = buffer.shift();
-      if (item) this.d.nextIndex = item.index + 1;
+  /**
+   * The retry that may go next at `now` (the first whose wait is over), else the buffer's head;
+   * undefined when neither has one.
+   */
+  nextRequest(buffer: readonly PageItem[], now: number): PageItem | undefined {
+    return this.d.retryQueue.find((r) => (r.notBefore ?? 0) <= now) ?? buffer[0];
+  }
+
+  /** When the earliest retry still waiting may go, or null when none waits. */
+  nextRetryAt(now: number): number | null {
+    let earliest: number | null = null;
+    for (const r of this.d.retryQueue) {
+      const at = r.notBefore ?? 0;
+      if (at > now && (earliest === null || at < earliest)) earliest = at;
     }
+    return earliest;
+  }
+
+  /** Takes `item` (as {@link nextRequest} gave it) off its queue. */
+  takeNext(buffer: PageItem[], item: PageItem): void {
+    const at = this.d.retryQueue.indexOf(item);
+    if (at !== -1) this.d.retryQueue.splice(at, 1);
+    else {
+      buffer.shift();
+      this.d.nextIndex = item.index + 1;
+    }
+  }
+
+  /**
+   * What `item` holds if it starts now. Once the batch has seen the template overhead of a
+   * request like it (same model and message count), its exact content count plus that overhead
+   * prices it exactly; until then, the estimate's worst case.
+   */
+  reservationOf(item: PageItem): Reservation {
+    const outputTokens = item.call.maxTokens;
+    const learned =
+      item.contentTokens !== undefined && item.price
+        ? this.d.templateOverheads[overheadKey(item.call.model, item.call.messages.length)]
+        : undefined;
+    if (learned === undefined || item.contentTokens === undefined || !item.price) {
+      return { inputTokens: item.inputTokens, outputTokens, maxCost: item.maxCost };
+    }
+    const inputTokens = item.contentTokens + learned;
+    const exact = (inputTokens * item.price.input + outputTokens * item.price.output) / 1_000_000;
+    // Rounded up: the reservation must never be below what the call can cost.
+    return { inputTokens, outputTokens, maxCost: Math.ceil(exact * 1e9) / 1e9 };
   }
 
   /** A call starts: it is in flight, its worst case is reserved and (with limits) it counts against the minute. */
   startCall(item: PageItem, countInRateWindow: boolean): void {
+    const reservation = this.reservationOf(item);
     this.d.inFlight += 1;
-    this.ledger.reserve(item.index, item.cost, item.maxCost);
+    this.ledger.reserve(item.index, item.cost, item.maxCost, reservation.maxCost);
     if (countInRateWindow) {
       this.d.rateWindow.push({
         index: item.index,
         at: this.now(),
-        inputTokens: item.inputTokens,
-        outputTokens: item.call.maxTokens,
+        inputTokens: reservation.inputTokens,
+        outputTokens: reservation.outputTokens,
       });
     }
     this.changed();
   }
 
-  /** A call answered: spend its real cost, grow the window, and count what it really used against the minute. */
-  callSucceeded(
-    index: number,
-    cost: number,
-    usage: { promptTokens: number; completionTokens: number },
-  ): void {
+  /**
+   * A call answered: spend its real cost (its worst case when Maritaca sent no `usage`), learn
+   * the template overhead from it, grow the window, and count what it really used against the minute.
+   */
+  callSucceeded(item: PageItem, output: Pick<CallMaritacaOutput, 'cost' | 'usage' | 'usageMissing'>): void {
+    const { index } = item;
+    const { usage } = output;
     delete this.d.priorAttempts[index];
     this.d.succeeded += 1;
-    this.ledger.settle(index, cost);
+    if (output.usageMissing) this.ledger.spendReservation(index);
+    else {
+      this.ledger.settle(index, output.cost);
+      this.learnOverhead(item, usage.promptTokens);
+    }
     this.d.window = adaptWindow(this.d.window, this.d.maxConcurrency, 'success');
     const entry = this.d.rateWindow.find((e) => e.index === index);
-    if (entry) {
+    if (entry && !output.usageMissing) {
       entry.inputTokens = usage.promptTokens;
       entry.outputTokens = usage.completionTokens;
     }
+  }
+
+  /** Keeps the largest template overhead seen for requests like `item`. */
+  private learnOverhead(item: PageItem, promptTokens: number): void {
+    if (item.contentTokens === undefined || promptTokens <= 0) return;
+    const seen = promptTokens - item.contentTokens;
+    if (seen < 0) return;
+    const key = overheadKey(item.call.model, item.call.messages.length);
+    const known = this.d.templateOverheads[key];
+    if (known === undefined || seen > known) this.d.templateOverheads[key] = seen;
+  }
+
+  /**
+   * A call ended without an answer but may have been billed (timed out, abandoned, worker
+   * lost): its whole reservation counts as spent.
+   */
+  callOutcomeUnknown(index: number): void {
+    this.ledger.spendReservation(index);
+  }
+
+  /**
+   * A call failed for a reason worth another attempt: the request goes back to the queue, to
+   * start again (and reserve again) no sooner than `notBefore`.
+   */
+  callRetrying(item: PageItem, attemptsSoFar: number, notBefore: number): void {
+    this.d.priorAttempts[item.index] = attemptsSoFar;
+    this.d.retryQueue.push({ ...item, notBefore });
+    this.ledger.requeue(item.index, item.cost, item.maxCost);
   }
 
   /**
@@ -320,6 +413,11 @@ export class BatchState {
     return { start: page.start, end: page.end };
   }
 
+  /** What the batch spent on calls whose bill is unknown (their worst case). */
+  get unconfirmedCost(): number {
+    return this.ledger.unconfirmed;
+  }
+
   /** Answer of the `progress` query. */
   progress(total: number): BatchProgress {
     const d = this.d;
@@ -345,7 +443,13 @@ export class BatchState {
       concurrency: { max: d.maxConcurrency, current: this.allowedInFlight },
       paused: d.paused,
       rateLimitedResponses: d.rateLimitedResponses,
+      ...(Object.keys(d.templateOverheads).length > 0 ? { templateOverhead: this.learnedOverhead() } : {}),
     };
+  }
+
+  /** The template overhead learned so far, per model, in the `templateOverhead` option's form. */
+  learnedOverhead(): Record<string, TemplateOverhead> {
+    return learnedTemplateOverheads(this.d.templateOverheads);
   }
 
   /** The state the next run starts from; `cursor` is where its paging resumes. */

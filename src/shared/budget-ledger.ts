@@ -11,8 +11,13 @@ export const COST_EPSILON = 1e-9;
 export interface LedgerState {
   /** Every approval in order; the last one's budget is in force. */
   approvals: ApprovalRecord[];
-  /** What finished calls cost (BRL). */
+  /** What finished calls cost (BRL), from the `usage` Maritaca reported. */
   actualCost: number;
+  /**
+   * Worst case of calls Maritaca may have billed without saying so (outcome unknown, or an
+   * answer without `usage`). Absent in ledgers of earlier versions.
+   */
+  unconfirmedCost?: number;
   /** The worst case held for each call in flight, by request index, and their sum. */
   reservations: Record<string, number>;
   reserved: number;
@@ -56,9 +61,14 @@ export class BudgetLedger {
     return this.state.reserved;
   }
 
-  /** Spent by finished calls. */
+  /** Spent: what finished calls cost plus the worst case of calls whose bill is unknown. */
   get spent(): number {
-    return this.state.actualCost;
+    return addCosts(this.state.actualCost, this.unconfirmed);
+  }
+
+  /** The part of {@link spent} that is a worst case, not a bill. */
+  get unconfirmed(): number {
+    return this.state.unconfirmedCost ?? 0;
   }
 
   /** Estimated cost of the requests not started yet. */
@@ -92,10 +102,13 @@ export class BudgetLedger {
     return addCosts(addCosts(this.spent, this.reserved), maxCost) <= (this.approved ?? 0) + COST_EPSILON;
   }
 
-  /** Holds a starting call's worst case, and counts it as sent. */
-  reserve(index: number, cost: number, maxCost: number): void {
-    this.state.reservations[index] = maxCost;
-    this.state.reserved = addCosts(this.state.reserved, maxCost);
+  /**
+   * Holds a starting call's worst case (`reservation`, by default the estimate's `maxCost`), and
+   * counts the request's estimate (`cost`, `maxCost`) as sent.
+   */
+  reserve(index: number, cost: number, maxCost: number, reservation = maxCost): void {
+    this.state.reservations[index] = reservation;
+    this.state.reserved = addCosts(this.state.reserved, reservation);
     this.state.dispatchedCost = addCosts(this.state.dispatchedCost, cost);
     this.state.dispatchedMaxCost = addCosts(this.state.dispatchedMaxCost, maxCost);
   }
@@ -104,6 +117,20 @@ export class BudgetLedger {
   settle(index: number, realCost: number): void {
     this.state.actualCost = addCosts(this.state.actualCost, realCost);
     this.release(index);
+  }
+
+  /**
+   * A call may have been billed but its bill is unknown (it timed out, was abandoned, or
+   * answered without `usage`): its whole reservation counts as spent.
+   */
+  spendReservation(index: number): void {
+    this.state.unconfirmedCost = addCosts(this.unconfirmed, this.state.reservations[index] ?? 0);
+    this.release(index);
+  }
+
+  /** What the call at `index` holds now. */
+  reservationOf(index: number): number {
+    return this.state.reservations[index] ?? 0;
   }
 
   /** A call failed for good: nothing was billed, its reservation is given back. */
@@ -129,6 +156,7 @@ export class BudgetLedger {
       spent: this.spent,
       reserved,
       remaining: addCosts(approved, -addCosts(this.spent, reserved)),
+      ...(this.unconfirmed > 0 ? { unconfirmed: this.unconfirmed } : {}),
       restEstimate: this.restCost,
       restMaxCost: this.restMaxCost,
     };

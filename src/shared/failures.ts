@@ -43,4 +43,10 @@ export interface CallFailureDetails {
   attempt: number;
   /** From a 429's `Retry-After`: how long the whole batch should hold back. */
   retryAfterMs?: number;
+  /**
+   * `unknown` when the request may have reached Maritaca and been billed although no answer
+   * came back (a timeout, a connection lost mid-call, a gateway timeout): the batch counts it
+   * at its worst case. Absent when Maritaca certainly did not bill it (refused, 4xx, 5xx).
+   */
+  billing?: 'unknown';
 }

@@ -12,3 +12,4 @@ export * from './details';
 export * from './budget-ledger';
 export * from './dispatch-policy';
 export * from './batch-state';
+export * from './template-overhead';

@@ -43,6 +43,7 @@ export function estimateInputOf(
 ): EstimateCostInput {
   return {
     model: options.model ?? DEFAULT_MODEL,
+    ...(options.templateOverhead ? { templateOverhead: options.templateOverhead } : {}),
     requests: resolveCalls(requests, options).map(({ messages, model, maxTokens }) => ({
       messages,
       model,

@@ -65,6 +65,13 @@ export const batchOptionsSchema = z.object({
   requestTimeout: durationSchema.optional(),
   retry: retryOptionsSchema.optional(),
   rateLimit: rateLimitSchema.optional(),
+  // The chat template's tokens to count before the batch has learned them from its own answers.
+  templateOverhead: z
+    .object({
+      perRequest: z.number().min(0).max(100_000),
+      perMessage: z.number().min(0).max(100_000),
+    })
+    .optional(),
   historyEventLimit: z.number().int().min(2000, { error: 'must be at least 2000' }).max(50_000).optional(),
   onProgress: z
     .object({

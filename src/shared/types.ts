@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import type { TemplateOverhead } from './template-overhead';
 import type {
   approveBudgetSchema,
   approveSchema,
@@ -53,8 +54,9 @@ export interface BatchEstimate {
   /** The batch's default model (requests may name others; their prices are used for them). */
   model: string;
   /**
-   * The most the batch can cost: every prompt at its provable upper bound (one token per UTF-8
-   * byte plus template overhead) and every answer at `max_tokens`. Budget reservations use it.
+   * The most the batch can cost: every answer at `max_tokens`, every prompt at its exact count
+   * plus the template overhead in use (for a model without Maritaca's tokenizer, one token per
+   * UTF-8 byte plus that overhead). Equal to `totalCost` when every prompt is counted exactly.
    */
   maxCost: number;
   /**
@@ -76,6 +78,8 @@ export interface DetailedEstimate extends BatchEstimate {
   perRequestMaxCost: number[];
   /** Estimated cost of each request (input estimate plus `max_tokens` output), in input order. */
   perRequestCost: number[];
+  /** Exact content tokens of each request (null where its model has no tokenizer), in input order. */
+  perRequestContentTokens: (number | null)[];
 }
 
 /** Token usage of one call, LangChain-style. */
@@ -136,6 +140,11 @@ export interface BudgetState {
   reserved: number;
   /** approved - spent - reserved. */
   remaining: number;
+  /**
+   * Part of `spent` that is a worst case, not a bill: calls whose outcome is unknown (timed out,
+   * abandoned, worker lost) and answers without `usage`. Absent in batches of earlier versions.
+   */
+  unconfirmed?: number;
   /** Estimated cost of the requests not started yet. */
   restEstimate: number;
   /** Worst-case cost of the requests not started yet. */
@@ -175,6 +184,8 @@ export interface BatchProgress {
   rateLimitedResponses: number;
   /** Why the batch failed, when its workflow failed, was terminated or timed out (set by the client). */
   failure?: string;
+  /** Template overhead learned from this batch's answers, per model (pass it as `templateOverhead` next time). */
+  templateOverhead?: Record<string, TemplateOverhead>;
 }
 
 /** What the `maritacaBatch` workflow returns. */
@@ -198,6 +209,10 @@ export interface BatchResult {
   runs: number;
   /** Requests in the batch and how many succeeded and failed (absent from batches of earlier versions). */
   counts?: { total: number; succeeded: number; failed: number };
+  /** Worst-case cost counted for calls whose outcome is unknown (part of what the budget saw as spent). */
+  unconfirmedCost?: number;
+  /** Template overhead learned from this batch's answers, per model. */
+  templateOverhead?: Record<string, TemplateOverhead>;
 }
 
 /** Input of the `callMaritaca` activity: one fully resolved chat completion request. */
@@ -220,8 +235,10 @@ export interface CallMaritacaInput {
 export interface CallMaritacaOutput {
   /** The answer; absent when it was written to the results store instead (`store` input). */
   result?: ChatResult;
-  /** Token usage, always returned (rate window and budget need it). */
+  /** Token usage, always returned (rate window and budget need it); zeros when Maritaca sent none. */
   usage: { promptTokens: number; completionTokens: number };
+  /** Maritaca answered without `usage`: the batch counts the call at its worst case. */
+  usageMissing?: boolean;
   /** Cost of this call in BRL, from its usage. */
   cost: number;
   /** Attempt number that succeeded (1 for the first try). */
@@ -233,6 +250,8 @@ export interface EstimateCostInput {
   requests: { messages: ChatMessage[]; model: string; maxTokens: number }[];
   /** Default model, reported in the estimate. */
   model: string;
+  /** Template overhead to count (default: `DEFAULT_TEMPLATE_OVERHEAD`). */
+  templateOverhead?: TemplateOverhead;
 }
 
 /** Answer of the `completions` query: finished requests in the order they finished. */
@@ -276,8 +295,15 @@ export interface PageItem {
   inputTokens: number;
   /** Estimated cost (input estimate plus max_tokens output). */
   cost: number;
-  /** Worst-case cost (input bound plus max_tokens output): what the budget reserves. */
+  /** Worst-case cost (input bound plus max_tokens output), as the estimate counted it. */
   maxCost: number;
+  /**
+   * Exact content tokens, when the model has Maritaca's tokenizer: with the template overhead
+   * learned from the batch's answers, the reservation becomes exact. Absent in earlier versions.
+   */
+  contentTokens?: number;
+  /** Prices (BRL per million tokens) the item was priced at, for re-pricing its reservation. */
+  price?: { input: number; output: number };
 }
 
 /** Input of the `loadPage` activity. */

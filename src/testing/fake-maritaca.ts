@@ -129,7 +129,8 @@ export interface FakeMaritacaServer {
   stats(): FakeMaritacaStats;
   /**
    * Clears the counters, the billing, the peak concurrency and the RPM window. Calls still
-   * generating are billed when they finish, after the reset, as the load they are.
+   * generating for a client that is still waiting are billed when they finish, after the reset,
+   * as the load they are; calls whose client already left are forgotten.
    */
   reset(): void;
   /**
@@ -696,6 +697,9 @@ class FakeMaritaca implements FakeMaritacaServer {
     this.byStatus = new Map();
     this.billed = emptyBilling();
     this.billedByRequestId = new Map();
+    // Calls whose client already left belong to whatever came before the reset: forgotten, so
+    // they neither hold concurrency nor get billed into the next test's figures.
+    for (const exchange of [...this.inFlight]) if (exchange.clientGone) this.finish(exchange);
     // Requests still in flight are real load, so the new peak starts from them, not from zero.
     this.peakConcurrency = this.currentConcurrency;
     this.window.clear();

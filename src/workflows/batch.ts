@@ -8,6 +8,7 @@ import {
   patched,
   setCurrentDetails,
   workflowInfo,
+  type ActivityOptions,
 } from '@temporalio/workflow';
 import {
   BatchState,
@@ -22,6 +23,7 @@ import {
   parseDurationMs,
   validateWith,
   type BatchInput,
+  type BatchOptions,
   type BatchResult,
   type BatchStatus,
   type ResultsRef,
@@ -37,6 +39,8 @@ import { Reporter } from './reporting';
 
 /** Patch id: finished pages of stored outcomes are folded into one object each (earlier versions did not). */
 const COMPACT_PAGES_PATCH = 'compact-result-pages';
+/** Runs started before this patch let Temporal retry calls inside one activity; later ones retry in the workflow. */
+const WORKFLOW_RETRIES_PATCH = 'workflow-side-retries';
 
 /**
  * The durable batch: estimates the cost, waits for approval, then runs every request through a
@@ -126,6 +130,7 @@ async function runBatch(run: BatchRun): Promise<BatchResult> {
   if (book.stored && !state.view.results)
     state.setResults(await activities.resultsRef(workflowInfo().workflowId));
   const compactPages = patched(COMPACT_PAGES_PATCH);
+  const workflowRetries = patched(WORKFLOW_RETRIES_PATCH);
   state.markRunning();
   reporter.setStatus('running');
   const pages = new PageQueue(state, activities, input, run.total);
@@ -134,8 +139,12 @@ async function runBatch(run: BatchRun): Promise<BatchResult> {
     reporter,
     pages,
     book,
-    activities,
+    activities: workflowRetries
+      ? { ...activities, callOptions: singleAttempt(activities.callOptions) }
+      : activities,
     options,
+    workflowRetries,
+    retryDelayMs: retryDelayOf(options),
     maximumAttempts: options.retry?.maximumAttempts ?? DEFAULT_RETRY.maximumAttempts,
     historyEventLimit: options.historyEventLimit ?? DEFAULT_HISTORY_EVENT_LIMIT,
     approvalTimeoutMs,
@@ -155,6 +164,19 @@ async function runBatch(run: BatchRun): Promise<BatchResult> {
   }
 }
 
+/** The same call options with one attempt per activity: the workflow schedules the next one itself. */
+function singleAttempt(callOptions: ActivityOptions): ActivityOptions {
+  return { ...callOptions, retry: { ...callOptions.retry, maximumAttempts: 1 } };
+}
+
+/** Wait before a request's Nth retry: the batch's retry policy, as Temporal would apply it. */
+function retryDelayOf(options: BatchOptions): (retry: number) => number {
+  const initial = parseDurationMs(options.retry?.initialInterval) ?? DEFAULT_RETRY.initialIntervalMs;
+  const maximum = parseDurationMs(options.retry?.maximumInterval) ?? DEFAULT_RETRY.maximumIntervalMs;
+  const coefficient = options.retry?.backoffCoefficient ?? DEFAULT_RETRY.backoffCoefficient;
+  return (retry) => Math.min(maximum, initial * coefficient ** Math.max(0, retry - 1));
+}
+
 /** Ends the batch with `status` and its result. */
 function finish({ state, reporter, book, total }: BatchRun, status: BatchStatus): BatchResult {
   reporter.setStatus(status);
@@ -171,6 +193,8 @@ function finish({ state, reporter, book, total }: BatchRun, status: BatchStatus)
     ...(book.stored && s.results ? { resultsRef: s.results } : {}),
     runs: s.run,
     counts: { total, succeeded: s.succeeded, failed: s.failed },
+    ...(state.unconfirmedCost > 0 ? { unconfirmedCost: state.unconfirmedCost } : {}),
+    ...(Object.keys(s.templateOverheads).length > 0 ? { templateOverhead: state.learnedOverhead() } : {}),
   };
 }
 

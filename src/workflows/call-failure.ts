@@ -1,5 +1,10 @@
 import { ActivityFailure, ApplicationFailure, TimeoutFailure } from '@temporalio/workflow';
-import { FailureTypes, type CallFailureDetails, type RequestError } from '../shared';
+import {
+  FailureTypes,
+  NON_RETRYABLE_FAILURE_TYPES,
+  type CallFailureDetails,
+  type RequestError,
+} from '../shared';
 
 /** A failed call as the batch reports it: the error, the attempts it took, and any Retry-After. */
 export interface DescribedFailure {
@@ -7,6 +12,10 @@ export interface DescribedFailure {
   attempts: number;
   /** From a 429's `Retry-After`: how long the whole batch should hold back. */
   retryAfterMs?: number;
+  /** Another attempt may succeed (not a refusal of the request itself). */
+  retryable: boolean;
+  /** `unknown` when Maritaca may have billed the call although no answer came back. */
+  billing?: 'unknown';
 }
 
 /**
@@ -20,18 +29,31 @@ export function describeCallFailure(err: unknown, maximumAttempts: number): Desc
     const details = (cause.details?.[0] ?? {}) as Partial<CallFailureDetails>;
     const error: RequestError = { type: cause.type ?? 'Error', message: cause.message };
     if (details.status !== undefined) error.status = details.status;
-    const described: DescribedFailure = { error, attempts: details.attempt ?? maximumAttempts };
+    const described: DescribedFailure = {
+      error,
+      attempts: details.attempt ?? maximumAttempts,
+      retryable: !cause.nonRetryable && !NON_RETRYABLE_FAILURE_TYPES.includes(error.type),
+    };
     if (details.retryAfterMs !== undefined) described.retryAfterMs = details.retryAfterMs;
+    if (details.billing === 'unknown') described.billing = 'unknown';
     return described;
   }
   if (cause instanceof TimeoutFailure) {
+    // The worker never reported back (it died, or the call hung): the call may have been billed.
     return {
       error: { type: FailureTypes.Timeout, message: `Maritaca call timed out (${cause.timeoutType})` },
       attempts: maximumAttempts,
+      retryable: true,
+      billing: 'unknown',
     };
   }
   const message = cause instanceof Error ? cause.message : String(cause);
-  return { error: { type: 'Error', message }, attempts: maximumAttempts };
+  return {
+    error: { type: 'Error', message },
+    attempts: maximumAttempts,
+    retryable: true,
+    billing: 'unknown',
+  };
 }
 
 /** Why the batch failed, in one line: an activity's failure names its cause too. */

@@ -56,6 +56,14 @@ export interface DispatchContext {
   approvalTimeoutMs: number | undefined;
   /** Finished pages are compacted in the store (not in runs that began before compaction existed). */
   compactPages: boolean;
+  /**
+   * Failed calls come back to the workflow after one attempt: it counts the ones that may have
+   * been billed and schedules the next attempt itself (not in runs that began before this existed,
+   * whose calls Temporal retries on its own).
+   */
+  workflowRetries: boolean;
+  /** Wait before the Nth retry of a request (N from 1), when {@link workflowRetries} is on. */
+  retryDelayMs: (retry: number) => number;
 }
 
 /**
@@ -101,24 +109,26 @@ export class Dispatcher {
       return { kind: 'done', status: 'budget_exhausted' };
     if (pages.shouldContinueAsNew(this.ctx.historyEventLimit)) return { kind: 'continue' };
     pages.refill();
-    const next = pages.peek();
+    const now = Date.now();
+    const next = pages.peek(now);
     const seen = state.view.version;
     const changed = () => state.view.version !== seen;
     if (next === undefined) {
-      if (state.view.inFlight === 0 && !pages.loading && !pages.moreToLoad())
+      const retryAt = state.nextRetryAt(now);
+      if (retryAt === null && state.view.inFlight === 0 && !pages.loading && !pages.moreToLoad())
         return { kind: 'done', status: 'completed' };
-      await condition(changed);
+      if (retryAt === null) await condition(changed);
+      else await condition(changed, retryAt - now, { summary: 'retry backoff' });
       return null;
     }
-    const now = Date.now();
     const decision = decideDispatch(
       state.dispatchView(this.ctx.options.rateLimit),
-      { inputTokens: next.inputTokens, outputTokens: next.call.maxTokens, maxCost: next.maxCost },
+      state.reservationOf(next),
       now,
     );
     if (decision.start) {
       reporter.setStatus('running');
-      state.takeNext(pages.buffer);
+      state.takeNext(pages.buffer, next);
       this.start(next);
       return null;
     }
@@ -168,18 +178,30 @@ export class Dispatcher {
           cost: output.cost,
         });
       }
-      state.callSucceeded(index, output.cost, output.usage);
+      state.callSucceeded(item, output);
       this.settle(index);
     } catch (err) {
-      if (isCancellation(err) && (this.cancelled || this.fatal)) return;
-      const { error, attempts, retryAfterMs } = describeCallFailure(err, maximumAttempts);
-      const attemptsSoFar = attempts + state.priorAttemptsOf(index);
+      const { workflowRetries } = this.ctx;
+      if (isCancellation(err) && (this.cancelled || this.fatal)) {
+        // An aborted call may still have been generated and billed.
+        if (workflowRetries) state.callOutcomeUnknown(index);
+        return;
+      }
+      const failure = describeCallFailure(err, maximumAttempts);
+      const { error, retryAfterMs } = failure;
+      // With workflow retries every call is one attempt; before, Temporal's retries were inside it.
+      const attemptsSoFar = (workflowRetries ? 1 : failure.attempts) + state.priorAttemptsOf(index);
+      if (workflowRetries && failure.billing === 'unknown') state.callOutcomeUnknown(index);
       const holdMs = retryAfterMs ?? DEFAULT_RATE_LIMIT_HOLD_MS;
       // A 429 goes back to the queue while attempts remain; anything else is the request's outcome.
       if (
         error.type === FailureTypes.RateLimited &&
         state.callRateLimited(item, holdMs, attemptsSoFar, maximumAttempts)
       ) {
+        return;
+      }
+      if (workflowRetries && failure.retryable && attemptsSoFar < maximumAttempts) {
+        state.callRetrying(item, attemptsSoFar, Date.now() + this.ctx.retryDelayMs(attemptsSoFar));
         return;
       }
       state.callFailed(index);

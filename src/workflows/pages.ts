@@ -69,8 +69,8 @@ export class PageQueue {
     }
   }
 
-  /** The next request: a 429's retry first, else the buffer's head (undefined when neither has one). */
-  peek(): PageItem | undefined {
+  /** The next request at `now`: a retry whose wait is over first, else the buffer's head (undefined when neither has one). */
+  peek(now: number): PageItem | undefined {
     // Pages the buffer has moved past no longer hold the resume cursor.
     while (
       this.pages.length > 0 &&
@@ -78,7 +78,7 @@ export class PageQueue {
     ) {
       this.pages.shift();
     }
-    return this.state.view.retryQueue[0] ?? this.buffer[0];
+    return this.state.nextRequest(this.buffer, now);
   }
 
   /** Work remains for this batch: buffered, sent back by a 429, or not loaded yet. */

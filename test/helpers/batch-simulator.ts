@@ -11,6 +11,9 @@ import {
   type DispatchView,
   type PageItem,
   type RateLimits,
+  DEFAULT_TEMPLATE_OVERHEAD,
+  templateTokens,
+  type TemplateOverhead,
 } from '../../src/shared';
 
 /**
@@ -47,6 +50,12 @@ export interface SimItem {
   cost: number;
   /** Worst-case cost: what a start reserves. */
   maxCost: number;
+  /**
+   * A prompt counted exactly: its content tokens, message count and prices (BRL per million).
+   * Its `inputTokens` are then content plus the template figure the estimate used, and the
+   * answer's real usage follows the scenario's `templateOverhead`.
+   */
+  exact?: { contentTokens: number; messages: number; price: { input: number; output: number } };
 }
 
 /** A batch to simulate. */
@@ -58,6 +67,8 @@ export interface SimScenario {
   /** Attempts a request may spend on 429s before it fails for good. */
   maximumAttempts: number;
   rateLimit?: RateLimits;
+  /** The chat template's real overhead, which exactly counted requests are billed (unknown to the batch). */
+  templateOverhead?: TemplateOverhead;
 }
 
 /** Something that happens to a running batch. `pick` chooses a call in flight (modulo their number). */
@@ -66,6 +77,8 @@ export type SimEvent =
   | { kind: 'succeed'; pick: number; costFraction: number; usageFraction: number }
   | { kind: 'rateLimited'; pick: number; retryAfterMs: number }
   | { kind: 'fail'; pick: number }
+  /** The call's outcome is unknown (timed out, worker lost): counted at its worst case, then retried. */
+  | { kind: 'lost'; pick: number }
   | { kind: 'approve'; extra: number }
   | { kind: 'pause' }
   | { kind: 'resume' }
@@ -94,6 +107,8 @@ export interface RequestRecord {
 
 interface InFlightCall {
   item: PageItem;
+  /** What the policy was told the call would hold when it started. */
+  reserved: number;
   /** Position of this start in `startLog`. */
   start: number;
 }
@@ -122,6 +137,8 @@ export class BatchSimulator {
   readonly awaitingBudgetInFlight: number[] = [];
   /** Every decision the policy gave, in order. */
   readonly decisions: DispatchDecision[] = [];
+  /** Approvals the drain had to add because the batch asked for more. */
+  extraApprovals = 0;
 
   private readonly policy: DispatchPolicy;
   private readonly buffer: PageItem[];
@@ -196,6 +213,11 @@ export class BatchSimulator {
         if (call) this.fail(call);
         break;
       }
+      case 'lost': {
+        const call = this.pick(event.pick);
+        if (call) this.lost(call);
+        break;
+      }
       case 'approve':
         this.approved += event.extra;
         this.state.approve(this.approved, 'signal', 'simulator');
@@ -225,12 +247,14 @@ export class BatchSimulator {
     const bound = 20 * this.scenario.items.length + 200;
     for (let i = 0; i < bound; i++) {
       const head = this.head();
-      if (head === undefined && this.inFlight.length === 0) return true;
+      const retryAt = this.state.nextRetryAt(this.clock);
+      if (head === undefined && this.inFlight.length === 0 && retryAt === null) return true;
       this.step += 1;
       if (this.state.view.paused) {
         this.state.setPaused(false);
       } else if (head === undefined) {
-        this.succeed(this.inFlight[0]!, 1, 1);
+        if (this.inFlight.length > 0) this.succeed(this.inFlight[0]!, 1, 1);
+        else this.clock = retryAt!;
       } else {
         const decision = this.tryStart();
         if (decision && !decision.start) {
@@ -259,9 +283,9 @@ export class BatchSimulator {
     return false;
   }
 
-  /** The request that would start next: a 429's retry first, else the buffer's head (as `PageQueue.peek`). */
+  /** The request that would start next: a retry whose wait is over first, else the buffer's head (as `PageQueue.peek`). */
   private head(): PageItem | undefined {
-    return this.state.view.retryQueue[0] ?? this.buffer[0];
+    return this.state.nextRequest(this.buffer, this.clock);
   }
 
   private pick(pick: number): InFlightCall | undefined {
@@ -270,6 +294,7 @@ export class BatchSimulator {
   }
 
   private approveMore(): void {
+    this.extraApprovals += 1;
     this.approved += sum(this.scenario.items.map((i) => i.maxCost)) + 1;
     this.state.approve(this.approved, 'signal', 'simulator');
   }
@@ -279,11 +304,8 @@ export class BatchSimulator {
     const next = this.head();
     if (next === undefined) return null;
     const view = this.state.dispatchView(this.scenario.rateLimit);
-    const decision = this.policy(
-      view,
-      { inputTokens: next.inputTokens, outputTokens: next.call.maxTokens, maxCost: next.maxCost },
-      this.clock,
-    );
+    const candidate = this.state.reservationOf(next);
+    const decision = this.policy(view, candidate, this.clock);
     this.decisions.push(decision);
     if (!decision.start) {
       if (decision.reason === 'awaiting_budget') {
@@ -304,7 +326,7 @@ export class BatchSimulator {
         `start with ${this.inFlight.length} in flight already, window allows ${allowed} (max ${this.state.view.maxConcurrency})`,
       );
     }
-    this.state.takeNext(this.buffer);
+    this.state.takeNext(this.buffer, next);
     this.state.startCall(next, this.scenario.rateLimit !== undefined);
     const record = this.records[next.index]!;
     if (this.inFlight.some((c) => c.item.index === next.index)) {
@@ -320,24 +342,42 @@ export class BatchSimulator {
     this.startLog.push({
       index: next.index,
       at: this.clock,
-      inputTokens: next.inputTokens,
-      outputTokens: next.call.maxTokens,
+      inputTokens: candidate.inputTokens,
+      outputTokens: candidate.outputTokens,
     });
-    this.inFlight.push({ item: next, start: this.startLog.length - 1 });
+    this.inFlight.push({ item: next, reserved: candidate.maxCost, start: this.startLog.length - 1 });
     this.checkRateAtStart();
     return decision;
   }
 
-  /** The call answers: its real cost is at most its reservation, its usage at most what it counted. */
+  /**
+   * The call answers. A request counted exactly is billed its content plus the template's real
+   * overhead and up to `max_tokens` of answer; any other costs at most its reservation.
+   */
   private succeed(call: InFlightCall, costFraction: number, usageFraction: number): void {
     const { item } = call;
-    // Whole micro-BRL, so sums compare within COST_EPSILON.
-    const cost = Math.floor(costFraction * Math.round(item.maxCost * 1e6)) / 1e6;
-    const usage = {
-      promptTokens: Math.floor(usageFraction * item.inputTokens),
-      completionTokens: Math.floor(usageFraction * item.call.maxTokens),
-    };
-    this.state.callSucceeded(item.index, cost, usage);
+    const real = this.scenario.templateOverhead;
+    let cost: number;
+    let usage: { promptTokens: number; completionTokens: number };
+    if (item.contentTokens !== undefined && item.price && real) {
+      usage = {
+        promptTokens: item.contentTokens + real.perRequest + real.perMessage * item.call.messages.length,
+        completionTokens: Math.floor(usageFraction * item.call.maxTokens),
+      };
+      // Integer prices per million: whole micro-BRL, so sums compare within COST_EPSILON.
+      cost = (usage.promptTokens * item.price.input + usage.completionTokens * item.price.output) / 1e6;
+    } else {
+      cost = Math.floor(costFraction * Math.round(call.reserved * 1e6)) / 1e6;
+      usage = {
+        promptTokens: Math.floor(usageFraction * item.inputTokens),
+        completionTokens: Math.floor(usageFraction * item.call.maxTokens),
+      };
+    }
+    // The guarantee rests on this: no call is billed more than it held.
+    if (cost > call.reserved + COST_EPSILON) {
+      this.violation('budget', `request ${item.index} cost ${cost} > reserved ${call.reserved}`);
+    }
+    this.state.callSucceeded(item, { cost, usage });
     this.spent += cost;
     const logged = this.startLog[call.start]!;
     logged.inputTokens = usage.promptTokens;
@@ -357,6 +397,23 @@ export class BatchSimulator {
       this.scenario.maximumAttempts,
     );
     if (requeued) {
+      this.records[item.index]!.requeues += 1;
+      this.leave(call);
+    } else {
+      this.state.callFailed(item.index);
+      this.settled(call);
+    }
+    this.state.callEnded(item.index);
+  }
+
+  /** Nobody knows whether the call was billed: its worst case is spent; it is retried while attempts remain. */
+  private lost(call: InFlightCall): void {
+    const { item } = call;
+    this.state.callOutcomeUnknown(item.index);
+    this.spent += call.reserved;
+    const attemptsSoFar = 1 + this.state.priorAttemptsOf(item.index);
+    if (attemptsSoFar < this.scenario.maximumAttempts) {
+      this.state.callRetrying(item, attemptsSoFar, this.clock + 1_000);
       this.records[item.index]!.requeues += 1;
       this.leave(call);
     } else {
@@ -410,7 +467,7 @@ export class BatchSimulator {
         `ledger: spent ${ledger.spent} + reserved ${ledger.reserved} > approved ${this.approved}`,
       );
     }
-    const reserved = sum(this.inFlight.map((c) => c.item.maxCost));
+    const reserved = sum(this.inFlight.map((c) => c.reserved));
     if (this.spent + reserved > limit) {
       this.violation(
         'budget',
@@ -535,17 +592,22 @@ export function simulate(
 }
 
 function toPageItem(item: SimItem, index: number): PageItem {
+  const messages = item.exact?.messages ?? 1;
   return {
     index,
     call: {
       requestId: String(index),
       model: 'sabiazinho-4',
-      messages: [{ role: 'user', content: `request ${index}` }],
+      messages: Array.from({ length: messages }, () => ({
+        role: 'user' as const,
+        content: `request ${index}`,
+      })),
       maxTokens: item.maxTokens,
     },
     inputTokens: item.inputTokens,
     cost: item.cost,
     maxCost: item.maxCost,
+    ...(item.exact ? { contentTokens: item.exact.contentTokens, price: item.exact.price } : {}),
   };
 }
 
@@ -627,6 +689,7 @@ export const simEventArb: fc.Arbitrary<SimEvent> = fc.oneof(
     }),
   },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('fail' as const), pick: fc.nat(20) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('lost' as const), pick: fc.nat(20) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('approve' as const), extra: money(100_000) }) },
   { weight: 1, arbitrary: fc.constant({ kind: 'pause' as const }) },
   { weight: 1, arbitrary: fc.constant({ kind: 'resume' as const }) },
@@ -648,3 +711,55 @@ export const simEventArb: fc.Arbitrary<SimEvent> = fc.oneof(
 
 /** A sequence of events. */
 export const simEventsArb: fc.Arbitrary<SimEvent[]> = fc.array(simEventArb, { maxLength: 80 });
+
+/** Template overheads a real Maritaca might have, up to the figure estimates assume before learning. */
+export const templateOverheadArb: fc.Arbitrary<TemplateOverhead> = fc.record({
+  perRequest: fc.integer({ min: 0, max: DEFAULT_TEMPLATE_OVERHEAD.perRequest }),
+  perMessage: fc.integer({ min: 0, max: DEFAULT_TEMPLATE_OVERHEAD.perMessage }),
+});
+
+/**
+ * A request counted exactly, priced as the page loader prices it: content plus the default
+ * template figure, answers at `max_tokens`; its estimate is its worst case.
+ */
+export const exactItemArb: fc.Arbitrary<SimItem> = fc
+  .record({
+    contentTokens: fc.integer({ min: 1, max: 4_000 }),
+    messages: fc.integer({ min: 1, max: 3 }),
+    maxTokens: fc.integer({ min: 1, max: 2_000 }),
+    price: fc.constantFrom({ input: 1, output: 4 }, { input: 5, output: 20 }, { input: 5, output: 40 }),
+  })
+  .map(({ contentTokens, messages, maxTokens, price }) => {
+    const inputTokens = contentTokens + templateTokens(DEFAULT_TEMPLATE_OVERHEAD, messages);
+    const cost = (inputTokens * price.input + maxTokens * price.output) / 1e6;
+    return { inputTokens, maxTokens, cost, maxCost: cost, exact: { contentTokens, messages, price } };
+  });
+
+/**
+ * A batch of exactly counted requests under a random real template overhead. With
+ * `budget: 'estimate'` the first approval is the estimate itself (what `approve` defaults to).
+ */
+export function exactScenarioArb(budget: 'estimate' | 'random'): fc.Arbitrary<SimScenario> {
+  return fc
+    .record({
+      items: fc.array(exactItemArb, { minLength: 1, maxLength: 20 }),
+      maxConcurrency: fc.integer({ min: 1, max: 6 }),
+      randomBudget: money(200_000),
+      maximumAttempts: fc.integer({ min: 1, max: 4 }),
+      rateLimit: fc.option(rateLimitArb, { nil: undefined }),
+      templateOverhead: templateOverheadArb,
+    })
+    .map(({ items, randomBudget, rateLimit, ...rest }) => ({
+      ...rest,
+      items,
+      initialBudget:
+        budget === 'estimate' ? Math.round(sum(items.map((i) => i.cost)) * 1e6) / 1e6 : randomBudget,
+      ...(rateLimit ? { rateLimit } : {}),
+    }));
+}
+
+/** Events of a batch whose every call is billed as Maritaca reports it: no lost calls, no extra approvals. */
+export const billedEventsArb: fc.Arbitrary<SimEvent[]> = fc.array(
+  simEventArb.filter((e) => e.kind !== 'lost' && e.kind !== 'approve'),
+  { maxLength: 80 },
+);

@@ -36,6 +36,7 @@ describe('describeCallFailure', () => {
       },
       attempts: 2,
       retryAfterMs: 1_500,
+      retryable: true,
     });
   });
 
@@ -44,6 +45,7 @@ describe('describeCallFailure', () => {
     expect(describeCallFailure(activityFailure(cause), MAX_ATTEMPTS)).toStrictEqual({
       error: { type: FailureTypes.ServerError, message: 'bad gateway' },
       attempts: MAX_ATTEMPTS,
+      retryable: true,
     });
   });
 
@@ -52,6 +54,7 @@ describe('describeCallFailure', () => {
     expect(describeCallFailure(activityFailure(untyped), MAX_ATTEMPTS)).toStrictEqual({
       error: { type: 'Error', message: 'no type' },
       attempts: 1,
+      retryable: true,
     });
     const bare = ApplicationFailure.create({
       type: FailureTypes.BadRequest,
@@ -61,6 +64,19 @@ describe('describeCallFailure', () => {
     expect(describeCallFailure(bare, MAX_ATTEMPTS)).toStrictEqual({
       error: { type: FailureTypes.BadRequest, message: 'invalid model', status: 422 },
       attempts: 1,
+      retryable: false,
+    });
+  });
+
+  test('a 504 may have been billed: its details say so', () => {
+    const cause = ApplicationFailure.create({
+      type: FailureTypes.ServerError,
+      message: 'gateway timeout',
+      details: [{ status: 504, attempt: 1, billing: 'unknown' }],
+    });
+    expect(describeCallFailure(activityFailure(cause), MAX_ATTEMPTS)).toMatchObject({
+      retryable: true,
+      billing: 'unknown',
     });
   });
 
@@ -70,6 +86,8 @@ describe('describeCallFailure', () => {
     expect(described).toStrictEqual({
       error: { type: FailureTypes.Timeout, message: expect.stringContaining('START_TO_CLOSE') },
       attempts: MAX_ATTEMPTS,
+      retryable: true,
+      billing: 'unknown',
     });
     expect(FailureTypes.Timeout).toBe('MaritacaTimeout');
     const heartbeat = new TimeoutFailure('activity timeout', undefined, TimeoutType.HEARTBEAT);
@@ -80,14 +98,20 @@ describe('describeCallFailure', () => {
     expect(describeCallFailure(new Error('socket hang up'), MAX_ATTEMPTS)).toStrictEqual({
       error: { type: 'Error', message: 'socket hang up' },
       attempts: MAX_ATTEMPTS,
+      retryable: true,
+      billing: 'unknown',
     });
     expect(describeCallFailure(activityFailure(new TypeError('oops')), 2)).toStrictEqual({
       error: { type: 'Error', message: 'oops' },
       attempts: 2,
+      retryable: true,
+      billing: 'unknown',
     });
     expect(describeCallFailure('not an error', 1)).toStrictEqual({
       error: { type: 'Error', message: 'not an error' },
       attempts: 1,
+      retryable: true,
+      billing: 'unknown',
     });
   });
 });

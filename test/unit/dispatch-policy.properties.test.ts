@@ -9,6 +9,8 @@ import {
   type PageItem,
 } from '../../src/shared';
 import {
+  billedEventsArb,
+  exactScenarioArb,
   scenarioArb,
   simEventsArb,
   simulate,
@@ -71,7 +73,7 @@ function mustFail(property: SimProperty, broken: Broken, rateLimit: 'always' | '
 }
 
 /** Mutable access to the fields a broken state tampers with. */
-type Tamper = { window: number; retryQueue: PageItem[] };
+type Tamper = { window: number; retryQueue: PageItem[]; templateOverheads: Record<string, number> };
 const tamper = (state: BatchState) => state.view as unknown as Tamper;
 
 /** Ignores the budget: starts whatever the ledger says. */
@@ -151,9 +153,9 @@ class BackoffWithoutFloor extends BatchState {
 
 /** Starting a retried request leaves it at the head of the retry queue: it starts twice. */
 class RetryStaysQueued extends BatchState {
-  override takeNext(buffer: PageItem[]): void {
-    if (this.view.retryQueue.length > 0) return;
-    super.takeNext(buffer);
+  override takeNext(buffer: PageItem[], item: PageItem): void {
+    if (this.view.retryQueue.includes(item)) return;
+    super.takeNext(buffer, item);
   }
 }
 
@@ -185,6 +187,80 @@ describe('budget: spent plus reserved never passes the approved budget', () => {
 
   test('fails for a policy that forgets the reservations of calls in flight', () => {
     expect(mustFail('budget', { policy: forgetsReservations })).toMatch(/> approved/);
+  });
+});
+
+/** Learns a template overhead one token below what answers show: reservations fall short of the bill. */
+class LearnsTooLittle extends BatchState {
+  override callSucceeded(item: PageItem, output: Parameters<BatchState['callSucceeded']>[1]): void {
+    super.callSucceeded(item, output);
+    const learned = tamper(this).templateOverheads;
+    for (const key of Object.keys(learned)) learned[key] = Math.max(0, learned[key]! - 1);
+  }
+}
+
+/** Never re-prices with what it learned, and reserves one token per byte as before exact counts. */
+class ReservesByteBound extends BatchState {
+  override reservationOf(item: PageItem): ReturnType<BatchState['reservationOf']> {
+    const reservation = super.reservationOf(item);
+    return { ...reservation, maxCost: reservation.maxCost * 3.6 };
+  }
+}
+
+/** Counts nothing for a call whose outcome is unknown, though Maritaca may have billed it. */
+class ForgetsLostCalls extends BatchState {
+  override callOutcomeUnknown(index: number): void {
+    this.ledger.release(index);
+  }
+}
+
+describe('budget with exact counts and a real template overhead the batch must learn', () => {
+  /** No violation of `property`, and with `budget: 'estimate'` no second approval was needed. */
+  const exactHolds = (budget: 'estimate' | 'random', broken: Broken = {}, seen = newSeen()) =>
+    fc.property(
+      exactScenarioArb(budget),
+      budget === 'estimate' ? billedEventsArb : simEventsArb,
+      (scenario, events) => {
+        const sim = simulate(scenario, events, broken);
+        seen.awaitingBudget += sim.decisions.filter((d) => !d.start && d.reason === 'awaiting_budget').length;
+        const violations = sim.violationsOf('budget');
+        if (violations.length > 0)
+          throw new Error(violations.map((v) => `step ${v.step}: ${v.message}`).join('\n'));
+        if (budget === 'estimate' && sim.extraApprovals > 0)
+          throw new Error(`approving the estimate was not enough: ${sim.extraApprovals} more approval(s)`);
+      },
+    );
+
+  test(`spend stays within the budget, lost calls counted at their worst case (${RUNS} sequences)`, () => {
+    const seen = newSeen();
+    fc.assert(exactHolds('random', {}, seen), { numRuns: RUNS });
+    expect(seen.awaitingBudget).toBeGreaterThan(0);
+  });
+
+  test(`approving the estimate always lets the batch finish (${RUNS} sequences)`, () => {
+    fc.assert(exactHolds('estimate'), { numRuns: RUNS });
+  });
+
+  test('fails when the learned overhead is below what Maritaca bills', () => {
+    const result = fc.check(exactHolds('random', { createState: stateOf(LearnsTooLittle) }), {
+      numRuns: RUNS,
+      endOnFailure: true,
+    });
+    expect(result.failed).toBe(true);
+    expect(String(result.errorInstance)).toMatch(/> reserved/);
+  });
+
+  test('fails to finish on the estimate when reservations use the byte bound', () => {
+    const result = fc.check(exactHolds('estimate', { createState: stateOf(ReservesByteBound) }), {
+      numRuns: RUNS,
+      endOnFailure: true,
+    });
+    expect(result.failed).toBe(true);
+    expect(String(result.errorInstance)).toMatch(/not enough/);
+  });
+
+  test('fails when a lost call is not counted', () => {
+    expect(mustFail('budget', { createState: stateOf(ForgetsLostCalls) })).toMatch(/disagrees|> approved/);
   });
 });
 

@@ -196,11 +196,11 @@ describe('BatchState carried across continue-as-new', () => {
     state.setResults({ type: 'objects', url: 's3://batches/b1/outcomes' });
     const buffer = Array.from({ length: 6 }, (_, i) => item(i));
     for (let i = 0; i < 4; i++) {
-      state.takeNext(buffer);
+      state.takeNext(buffer, buffer[0]!);
       state.startCall(item(i), true);
     }
     clock += 1_000;
-    state.callSucceeded(0, 0.015, { promptTokens: 9, completionTokens: 30 });
+    state.callSucceeded(item(0), { cost: 0.015, usage: { promptTokens: 9, completionTokens: 30 } });
     state.settle(0);
     state.callEnded(0);
     expect(state.callRateLimited(item(1), 5_000, 1, 3)).toBe(true);
@@ -208,7 +208,7 @@ describe('BatchState carried across continue-as-new', () => {
     state.callFailed(2);
     state.settle(2);
     state.callEnded(2);
-    state.callSucceeded(3, 0.01, { promptTokens: 10, completionTokens: 20 });
+    state.callSucceeded(item(3), { cost: 0.01, usage: { promptTokens: 10, completionTokens: 20 } });
     state.settle(3);
     state.callEnded(3);
     state.setPaused(true);

@@ -3,12 +3,13 @@
  * says so; the heuristic remains for models without one.
  */
 import { estimateBatchCost, estimateMessageTokens } from '../../src';
-import { countingOf } from '../../src/activities/estimate-cost';
+import { contentTokenBound, countingOf } from '../../src/activities/estimate-cost';
 import {
   MESSAGE_OVERHEAD_TOKENS,
   REQUEST_OVERHEAD_TOKENS,
   estimateTextTokens,
 } from '../../src/activities/token-estimate';
+import { DEFAULT_TEMPLATE_OVERHEAD, templateTokens } from '../../src/shared';
 import { countTokens } from '../../src/tokenizer';
 
 const messages = [
@@ -18,22 +19,31 @@ const messages = [
 
 describe('exact token counts in the estimate', () => {
   test('content is counted with the model family tokenizer, the template overhead added', () => {
-    const expected =
-      REQUEST_OVERHEAD_TOKENS +
-      messages.reduce((sum, m) => sum + MESSAGE_OVERHEAD_TOKENS + countTokens(m.content, 'sabia-4')!, 0);
-    expect(estimateMessageTokens(messages, 'sabia-4')).toBe(expected);
-    const estimate = estimateBatchCost({
-      model: 'sabia-4',
-      requests: [
-        { messages, model: 'sabia-4', maxTokens: 30 },
-        { messages, model: 'sabiazinho-3', maxTokens: 30 },
-      ],
-    });
-    expect(estimate.perRequestInputTokens).toEqual([
-      expected,
-      estimateMessageTokens(messages, 'sabiazinho-3'),
-    ]);
+    const content = messages.reduce((sum, m) => sum + countTokens(m.content, 'sabia-4')!, 0);
+    expect(estimateMessageTokens(messages, 'sabia-4')).toBe(
+      content + REQUEST_OVERHEAD_TOKENS + MESSAGE_OVERHEAD_TOKENS * messages.length,
+    );
+    const requests = [
+      { messages, model: 'sabia-4', maxTokens: 30 },
+      { messages, model: 'sabiazinho-3', maxTokens: 30 },
+    ];
+    const estimate = estimateBatchCost({ model: 'sabia-4', requests });
+    const conservative = templateTokens(DEFAULT_TEMPLATE_OVERHEAD, messages.length);
+    expect(estimate.perRequestInputTokens).toEqual([content + conservative, content + conservative]);
+    expect(estimate.perRequestContentTokens).toEqual([content, content]);
     expect(estimate.inputTokenCount).toBe('exact');
+    // Counted exactly, the estimate is its own worst case: approving it covers the batch.
+    expect(estimate.maxCost).toBe(estimate.totalCost);
+    const learned = estimateBatchCost({
+      model: 'sabia-4',
+      requests,
+      templateOverhead: { perRequest: 3, perMessage: 5 },
+    });
+    expect(learned.perRequestInputTokens).toEqual([content + 13, content + 13]);
+  });
+
+  test('a prompt without a tokenizer is bounded by one token per UTF-8 byte', () => {
+    expect(contentTokenBound([{ role: 'user', content: 'ação 🙂' }])).toBe(Buffer.byteLength('ação 🙂'));
   });
 
   test('without a model the heuristic counts, as before', () => {
