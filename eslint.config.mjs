@@ -72,6 +72,8 @@ export default tseslint.config(
                 '../store',
                 '../tokenizer/**',
                 '../tokenizer',
+                '../pricing/**',
+                '../pricing',
                 'openai',
                 'commander',
                 'cli-progress',
@@ -106,6 +108,26 @@ export default tseslint.config(
               ],
               message:
                 'The store sits below the activities and the client: it may import only shared (and the codec).',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    // The price table loader sits beside the store, below the client, the activities and the
+    // worker, which all take their table from it: it may read files, but import only shared code.
+    files: ['src/pricing/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: `^(?!(?:\\.\\./shared(?:/.*)?|\\./.*|${nodeBuiltins
+                .map((name) => name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
+                .join('|')})$)`,
+              message: 'src/pricing may import only src/shared and Node built-ins.',
             },
           ],
         },

@@ -52,4 +52,5 @@ export type {
   S3ObjectStorageOptions,
   StoreFromUrlOptions,
 } from './store';
+export { loadPriceTable, PRICES_FILE_ENV, type LoadPriceTableOptions } from './pricing';
 export * from './codec';
