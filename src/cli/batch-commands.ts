@@ -24,9 +24,11 @@ import {
   DEFAULT_MAX_OUTPUT_TOKENS,
   DEFAULT_MODEL,
   INLINE_RESULTS_MAX,
-  KNOWN_MODELS,
+  UnknownModelError,
   WORKFLOW_TYPE,
   estimateInputOf,
+  knownModelsOf,
+  modelPriceOf,
   publicEstimate,
   parseDurationMs,
   progressQuery,
@@ -46,6 +48,7 @@ import {
   waitingHint,
 } from './output';
 import { watchBatch } from './watch';
+import { cliPriceTable } from './prices-flag';
 
 /** Files larger than this go by reference, well under Temporal's 2 MB payload limit. */
 const INLINE_FILE_MAX_BYTES = 512 * 1024;
@@ -55,6 +58,7 @@ interface GlobalFlags {
   address?: string;
   namespace?: string;
   taskQueue?: string;
+  pricesFile?: string;
 }
 
 function globals(command: Command): GlobalFlags {
@@ -66,11 +70,14 @@ async function connect(command: Command): Promise<{ batches: MaritacaBatchClient
   const flags = globals(command);
   const address = flags.address ?? process.env.TEMPORAL_ADDRESS ?? 'localhost:7233';
   const namespace = flags.namespace ?? process.env.TEMPORAL_NAMESPACE ?? 'default';
+  // Outside the try: a bad prices file is input to fix, not an unreachable server.
+  const prices = cliPriceTable(flags.pricesFile);
   try {
     const batches = await MaritacaBatchClient.connect({
       address,
       namespace,
       ...(flags.taskQueue ? { taskQueue: flags.taskQueue } : {}),
+      prices,
     });
     return { batches, where: `namespace "${namespace}" at ${address}` };
   } catch (err) {
@@ -123,12 +130,21 @@ function positiveInteger(value: string): number {
   return number;
 }
 
-/** A model name Maritaca prices; anything else is refused with the list, as a file's model is. */
-function knownModel(value: string): string {
-  if (!KNOWN_MODELS.includes(value)) {
-    throw new InvalidArgumentError(`unknown model "${value}"; known models: ${KNOWN_MODELS.join(', ')}`);
-  }
-  return value;
+/**
+ * Parses `--model`: a model the price table in use knows (`--prices-file` or
+ * `MARITACA_PRICES_FILE` may add some); anything else is refused with the list, as a file's
+ * model is. Program options are parsed before a subcommand's, wherever they stand.
+ */
+function knownModelIn(program: Command): (value: string) => string {
+  return (value) => {
+    try {
+      modelPriceOf(cliPriceTable(program.opts<GlobalFlags>().pricesFile), value);
+    } catch (err) {
+      if (err instanceof UnknownModelError) throw new InvalidArgumentError(err.message);
+      throw err;
+    }
+    return value;
+  };
 }
 
 function duration(value: string): string {
@@ -140,6 +156,8 @@ function duration(value: string): string {
 
 /** Registers estimate, submit, approve, reject, status, results, cancel and list. */
 export function registerBatchCommands(program: Command): void {
+  const knownModel = knownModelIn(program);
+  const prices = () => cliPriceTable(program.opts<GlobalFlags>().pricesFile);
   program
     .command('estimate')
     .argument('<file>', 'JSONL file: OpenAI Batch API input lines or {"id","messages","model"?} lines')
@@ -157,12 +175,13 @@ export function registerBatchCommands(program: Command): void {
     )
     .option('--json', 'print the estimate as one JSON object')
     .action(async (file: string, opts: { model?: string; maxOutputTokens: number; json?: boolean }) => {
-      const { requests } = await parseBatchJsonlFile(file);
+      const table = prices();
+      const { requests } = await parseBatchJsonlFile(file, { knownModels: knownModelsOf(table) });
       const model = opts.model ?? DEFAULT_MODEL;
       // The same checks as submit (model names, ids, sizes), so both refuse a file alike.
       validateBatchInput(
         { requests, options: { model, maxOutputTokens: opts.maxOutputTokens } },
-        { inline: false },
+        { inline: false, prices: table },
       );
       const estimate = publicEstimate(
         estimateBatchCost(estimateInputOf(requests, { model, maxOutputTokens: opts.maxOutputTokens })),
@@ -241,7 +260,9 @@ export function registerBatchCommands(program: Command): void {
         const size = fromObject ? 0 : (await stat(file)).size;
         const byReference =
           fromObject || opts.byReference || (count ?? 0) > INLINE_RESULTS_MAX || size > INLINE_FILE_MAX_BYTES;
-        const requests = byReference ? undefined : (await parseBatchJsonlFile(file)).requests;
+        const requests = byReference
+          ? undefined
+          : (await parseBatchJsonlFile(file, { knownModels: knownModelsOf(prices()) })).requests;
         const options: BatchOptions = {
           returnExceptions: !opts.failFast,
           ...(opts.model ? { model: opts.model } : {}),

@@ -43,8 +43,13 @@ import {
   type RequestOutcome,
   type ResultsRef,
   estimateInputOf,
+  knownModelsOf,
+  parsePriceTable,
   resolveCalls,
+  MODEL_PRICES,
+  type PriceTable,
 } from '../shared';
+import { loadPriceTable } from '../pricing';
 import { codecFromEnv } from '../codec/aes-gcm-codec';
 import { estimateBatchCost } from '../activities/estimate-cost';
 import {
@@ -89,6 +94,12 @@ export interface MaritacaBatchClientOptions {
    * {@link storeFromEnv}: `MARITACA_STORE_URL`, `MARITACA_S3_ENDPOINT`, the encryption keys).
    */
   store?: BatchStore;
+  /**
+   * The models batches may use and their prices, merged over the built-in table and validated
+   * like a prices file (default {@link loadPriceTable}: `MARITACA_PRICES_FILE`, else built-in).
+   * Give the workers the same table, or they will not price a model only it knows.
+   */
+  prices?: PriceTable;
 }
 
 /** Options of {@link MaritacaBatchClient.connect}; unset values come from the environment. */
@@ -101,6 +112,8 @@ export interface ConnectOptions {
   taskQueue?: string;
   /** The batch store (default {@link storeFromEnv}). */
   store?: BatchStore;
+  /** The price table (default {@link loadPriceTable}); see {@link MaritacaBatchClientOptions.prices}. */
+  prices?: PriceTable;
 }
 
 /** Per-start options that are not part of the workflow input. */
@@ -137,12 +150,19 @@ export class MaritacaBatchClient {
   readonly taskQueue: string;
   /** Where uploaded requests and stored outcomes live. */
   readonly store: BatchStore;
+  /** The models batches may use, and their prices: input naming any other model is refused. */
+  readonly prices: PriceTable;
   private readonly ownedConnection: Connection | undefined;
 
+  /**
+   * @throws {InvalidPriceTableError} when `options.prices`, or the file `MARITACA_PRICES_FILE`
+   *   names, is not a valid price table.
+   */
   constructor(options: MaritacaBatchClientOptions & { client: Client }, ownedConnection?: Connection) {
     this.client = options.client;
     this.taskQueue = options.taskQueue ?? process.env.TEMPORAL_TASK_QUEUE ?? DEFAULT_TASK_QUEUE;
     this.store = options.store ?? storeFromEnv();
+    this.prices = options.prices ? parsePriceTable(options.prices, 'prices option') : loadPriceTable();
     this.ownedConnection = ownedConnection;
   }
 
@@ -150,6 +170,8 @@ export class MaritacaBatchClient {
   static async connect(options: ConnectOptions = {}): Promise<MaritacaBatchClient> {
     const address = options.address ?? process.env.TEMPORAL_ADDRESS ?? 'localhost:7233';
     const namespace = options.namespace ?? process.env.TEMPORAL_NAMESPACE ?? 'default';
+    // A bad prices file is refused before a connection is opened that nothing would close.
+    const prices = options.prices ? parsePriceTable(options.prices, 'prices option') : loadPriceTable();
     let connection: Connection;
     try {
       connection = await Connection.connect({ address });
@@ -169,6 +191,7 @@ export class MaritacaBatchClient {
         client,
         ...(options.taskQueue ? { taskQueue: options.taskQueue } : {}),
         ...(options.store ? { store: options.store } : {}),
+        prices,
       },
       connection,
     );
@@ -183,14 +206,9 @@ export class MaritacaBatchClient {
     options: BatchOptions = {},
     start: StartOptions = {},
   ): Promise<BatchHandle> {
-    const input = validateBatchInput({ requests, options });
+    const input = validateBatchInput({ requests, options }, { prices: this.prices });
     const valid = input.requests!;
-    return this.startValidated(
-      input,
-      valid.length,
-      estimateBatchCost(estimateInputOf(valid, input.options)),
-      start,
-    );
+    return this.startValidated(input, valid.length, this.detailsEstimate(valid, input.options), start);
   }
 
   /**
@@ -210,8 +228,8 @@ export class MaritacaBatchClient {
     start: StartOptions = {},
   ): Promise<BatchHandle> {
     const absolute = path.resolve(file);
-    const { requests } = await parseBatchJsonlFile(absolute);
-    validateBatchInput({ requests, options }, { inline: false });
+    const { requests } = await parseBatchJsonlFile(absolute, { knownModels: knownModelsOf(this.prices) });
+    validateBatchInput({ requests, options }, { inline: false, prices: this.prices });
     const batchId = start.batchId ?? newBatchId();
     // Refused before the upload, so a taken id never gets an orphan object beside its own.
     if (start.batchId) await this.refuseTakenId(start.batchId, start.rerun === true);
@@ -221,12 +239,10 @@ export class MaritacaBatchClient {
     );
     const input: BatchInput = { source: { type: 'jsonl', url, count: requests.length }, options };
     try {
-      return await this.startValidated(
-        input,
-        requests.length,
-        estimateBatchCost(estimateInputOf(requests, options)),
-        { ...start, batchId },
-      );
+      return await this.startValidated(input, requests.length, this.detailsEstimate(requests, options), {
+        ...start,
+        batchId,
+      });
     } catch (err) {
       // Nothing started, so nothing will ever read the upload (and only the upload goes).
       await this.store.remove([url]).catch(() => undefined);
@@ -252,20 +268,17 @@ export class MaritacaBatchClient {
     await this.store.checkReadable(url);
     let requests: BatchRequest[];
     try {
-      requests = parseBatchJsonl(await this.store.readRequestsText(url)).requests;
+      requests = parseBatchJsonl(await this.store.readRequestsText(url), {
+        knownModels: knownModelsOf(this.prices),
+      }).requests;
     } catch (err) {
       if (err instanceof InvalidBatchFileError)
         throw new InvalidBatchFileError(err.problems, err.totalProblems, url);
       throw err;
     }
-    validateBatchInput({ requests, options }, { inline: false });
+    validateBatchInput({ requests, options }, { inline: false, prices: this.prices });
     const input: BatchInput = { source: { type: 'jsonl', url, count: requests.length }, options };
-    return this.startValidated(
-      input,
-      requests.length,
-      estimateBatchCost(estimateInputOf(requests, options)),
-      start,
-    );
+    return this.startValidated(input, requests.length, this.detailsEstimate(requests, options), start);
   }
 
   /**
@@ -283,10 +296,34 @@ export class MaritacaBatchClient {
     return this.store.purge(batchId);
   }
 
+  /**
+   * The client's own estimate, for the batch's details in the Temporal UI. The estimator prices
+   * with the built-in table, so when this client's table prices a model of the batch otherwise
+   * (or adds it), the details leave the figure to the worker's estimate rather than show a wrong
+   * one or refuse a valid batch.
+   */
+  private detailsEstimate(
+    requests: BatchRequest[],
+    options: BatchOptions | undefined,
+  ): DetailsEstimate | undefined {
+    const input = estimateInputOf(requests, options);
+    const builtInApplies = [...new Set(input.requests.map((r) => r.model))].every((model) => {
+      const ours = this.prices.models[model];
+      const builtIn = MODEL_PRICES[model];
+      return (
+        ours !== undefined &&
+        builtIn !== undefined &&
+        ours.input === builtIn.input &&
+        ours.output === builtIn.output
+      );
+    });
+    return builtInApplies ? estimateBatchCost(input) : undefined;
+  }
+
   private async startValidated(
     input: BatchInput,
     count: number,
-    estimate: { totalCost: number; maxCost: number; totalInputTokens: number; totalOutputTokens: number },
+    estimate: DetailsEstimate | undefined,
     start: StartOptions,
   ): Promise<BatchHandle> {
     const batchId = start.batchId ?? newBatchId();
@@ -296,7 +333,9 @@ export class MaritacaBatchClient {
       staticSummary: `Maritaca batch: ${count} request(s), model ${model}`,
       staticDetails: [
         `**Requests:** ${count} · **model:** ${model} · **max concurrency:** ${input.options?.maxConcurrency ?? DEFAULT_MAX_CONCURRENCY}`,
-        `**Estimate:** ${markdownBrl(estimate.totalCost)} (${estimate.totalInputTokens} input tokens, up to ${estimate.totalOutputTokens} output tokens) · **never more than** ${markdownBrl(estimate.maxCost)}`,
+        estimate
+          ? `**Estimate:** ${markdownBrl(estimate.totalCost)} (${estimate.totalInputTokens} input tokens, up to ${estimate.totalOutputTokens} output tokens) · **never more than** ${markdownBrl(estimate.maxCost)}`
+          : `**Estimate:** made by the worker (prices checked on ${this.prices.checkedOn})`,
         input.options?.autoApproveBelow !== undefined
           ? `**Auto-approved below:** ${markdownBrl(input.options.autoApproveBelow)}`
           : '**Approval:** `approve` signal or `approveBudget` update',
@@ -424,7 +463,7 @@ export class MaritacaBatchClient {
     inputs: readonly SeedInput[],
     options: { maxOutputTokens?: number; model?: string } = {},
   ): Promise<BatchEstimate> {
-    return estimateSeedInputs(inputs, options);
+    return estimateSeedInputs(inputs, options, this.prices);
   }
 
   private async startSeedBatch(
@@ -467,7 +506,10 @@ export class MaritacaBatchClient {
     const root = await rootOf(this.client, batchId);
     const n = (await followUpsOf(this.client, root)).length + 1;
     const memo: FollowUpMemo = { retryOf: batchId, rootBatchId: root };
-    const merged = validateBatchInput({ requests, options: { ...input.options, ...options } });
+    const merged = validateBatchInput(
+      { requests, options: { ...input.options, ...options } },
+      { prices: this.prices },
+    );
     const handle = await this.startWorkflow(followUpId(root, n), false, {
       args: [merged],
       memo: { ...memo },
@@ -522,6 +564,14 @@ function innermostMessage(failure: Error | undefined): string {
     current = current.cause;
   }
   return current?.message ?? '';
+}
+
+/** What the batch's details show of the client's estimate. */
+interface DetailsEstimate {
+  totalCost: number;
+  maxCost: number;
+  totalInputTokens: number;
+  totalOutputTokens: number;
 }
 
 function newBatchId(): string {

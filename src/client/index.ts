@@ -7,6 +7,6 @@ export {
 } from './batch-client';
 export * from './errors';
 export { estimateSeedInputs, type SeedBatchOptions, type SeedInput } from './seed-helpers';
-export { validateBatchInput } from './validate';
+export { validateBatchInput, type ValidateBatchInputOptions } from './validate';
 export * from '../store/jsonl';
 export { followUpId, outcomesOf, type FollowUpMemo } from './follow-up';

@@ -9,6 +9,7 @@ import {
   type BatchRequest,
   type ChatMessage,
   type ChatResult,
+  type PriceTable,
   type RequestOutcome,
 } from '../shared';
 import type { BatchHandle } from './batch-client';
@@ -98,18 +99,20 @@ export async function followCompletions(
 
 /**
  * The guide's `abatch_estimate_cost`: the estimate the workflow would make, computed locally with
- * the same estimator, without starting anything or calling the model.
+ * the same estimator, without starting anything or calling the model. The model is checked
+ * against `prices` (default: the table `loadPriceTable` gives).
  */
 export function estimateSeedInputs(
   inputs: readonly SeedInput[],
   options: { maxOutputTokens?: number; model?: string } = {},
+  prices?: PriceTable,
 ): BatchEstimate {
   const model = options.model ?? DEFAULT_MODEL;
   const maxTokens = options.maxOutputTokens ?? DEFAULT_MAX_OUTPUT_TOKENS;
-  const input = validateBatchInput({
-    requests: seedRequests(inputs),
-    options: { model, maxOutputTokens: maxTokens },
-  });
+  const input = validateBatchInput(
+    { requests: seedRequests(inputs), options: { model, maxOutputTokens: maxTokens } },
+    prices ? { prices } : {},
+  );
   return publicEstimate(
     estimateBatchCost({
       model,

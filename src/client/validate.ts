@@ -2,12 +2,15 @@ import { estimateMessageTokens } from '../activities/token-estimate';
 import {
   DEFAULT_MAX_OUTPUT_TOKENS,
   DEFAULT_MODEL,
-  MODEL_PRICES,
   batchInputSchema,
+  knownModelsOf,
+  unknownModelMessage,
   validateWith,
   type BatchInput,
   type InputIssue,
+  type PriceTable,
 } from '../shared';
+import { loadPriceTable } from '../pricing';
 import { InvalidBatchInputError } from './errors';
 
 /**
@@ -16,21 +19,41 @@ import { InvalidBatchInputError } from './errors';
  */
 export const INLINE_INPUT_MAX_BYTES = 1536 * 1024;
 
+/** Options of {@link validateBatchInput}. */
+export interface ValidateBatchInputOptions {
+  /** False for requests that stay in a file: the workflow input then carries only a reference. */
+  inline?: boolean;
+  /** The models that exist and their context windows (default {@link loadPriceTable}: built-in or `MARITACA_PRICES_FILE`). */
+  prices?: PriceTable;
+}
+
 /**
  * Validates a whole batch input, throwing {@link InvalidBatchInputError} that names each bad
- * field. Beyond the schema it refuses a request whose prompt and `max_tokens` cannot fit its
- * model's context window, and (unless `inline` is false: requests that stay in a file) a batch
- * too large for a workflow input.
+ * field. Beyond the schema it refuses a model the price table does not know (listing those it
+ * does), a request whose prompt and `max_tokens` cannot fit its model's context window, and
+ * (unless `inline` is false) a batch too large for a workflow input.
  */
-export function validateBatchInput(input: unknown, { inline = true }: { inline?: boolean } = {}): BatchInput {
+export function validateBatchInput(input: unknown, options: ValidateBatchInputOptions = {}): BatchInput {
+  const { inline = true } = options;
   const result = validateWith(batchInputSchema, input);
   if (!result.ok) throw new InvalidBatchInputError(result.issues);
   const value = result.value;
+  const prices = options.prices ?? loadPriceTable();
+  const isKnown = (model: string): boolean => Object.hasOwn(prices.models, model);
   const issues: InputIssue[] = [];
+  // Checked here, not in the schema the workflow also runs, so a model a prices file adds is
+  // accepted wherever that file is in use.
+  if (value.options?.model !== undefined && !isKnown(value.options.model)) {
+    issues.push({ path: 'options.model', message: unknownModelMessage(knownModelsOf(prices)) });
+  }
   (value.requests ?? []).forEach((request, index) => {
+    if (request.model !== undefined && !isKnown(request.model)) {
+      issues.push({ path: `requests[${index}].model`, message: unknownModelMessage(knownModelsOf(prices)) });
+      return;
+    }
     const model = request.model ?? value.options?.model ?? DEFAULT_MODEL;
-    const window = MODEL_PRICES[model]?.contextWindow;
-    if (!window) return;
+    if (!isKnown(model)) return;
+    const window = prices.models[model]!.contextWindow;
     const maxTokens = request.maxTokens ?? value.options?.maxOutputTokens ?? DEFAULT_MAX_OUTPUT_TOKENS;
     const promptTokens = estimateMessageTokens(request.messages);
     if (promptTokens + maxTokens > window) {

@@ -1,6 +1,12 @@
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { batchRequestSchema, validateWith, type BatchRequest, type RequestOutcome } from '../shared';
+import {
+  batchRequestSchema,
+  unknownModelMessage,
+  validateWith,
+  type BatchRequest,
+  type RequestOutcome,
+} from '../shared';
 import { InvalidBatchFileError, type BatchFileProblem } from './errors/invalid-batch-file-error';
 import { MaritacaBatchError } from './errors/maritaca-batch-error';
 
@@ -8,6 +14,12 @@ import { MaritacaBatchError } from './errors/maritaca-batch-error';
 export interface ParseBatchJsonlOptions {
   /** Most problems kept in the thrown {@link InvalidBatchFileError} (all are counted). Default 20. */
   maxProblems?: number;
+  /**
+   * Models a line may name (e.g. `knownModelsOf(prices)`); any other is a problem of its line
+   * that lists these. Unset: names are not checked, as the workers that page a file already
+   * checked by the client do.
+   */
+  knownModels?: readonly string[];
 }
 
 /** What {@link parseBatchJsonl} returns. */
@@ -303,6 +315,7 @@ export function parseBatchJsonl(text: string, options: ParseBatchJsonlOptions = 
     throw new RangeError(`maxProblems must be a positive integer (got ${maxProblems})`);
   }
   const problems = new ProblemList(maxProblems);
+  const knownModels = options.knownModels && new Set(options.knownModels);
   const requests: BatchRequest[] = [];
   const models = new Set<string>();
   const ids = new Map<string, { line: number; explicit: boolean }>();
@@ -345,10 +358,16 @@ export function parseBatchJsonl(text: string, options: ParseBatchJsonlOptions = 
     }
 
     const validated = validateWith(batchRequestSchema, candidate);
+    // Named beside the line's other problems, so one pass over the file finds them all.
+    const model = candidate.model;
+    const unknownModel =
+      knownModels !== undefined && typeof model === 'string' && model !== '' && !knownModels.has(model);
+    if (unknownModel) add(fields.model, unknownModelMessage(options.knownModels!));
     if (!validated.ok) {
       for (const issue of validated.issues) add(toFilePath(issue.path, fields), issue.message);
       continue;
     }
+    if (unknownModel) continue;
     requests.push(validated.value);
     if (validated.value.model !== undefined) models.add(validated.value.model);
   }

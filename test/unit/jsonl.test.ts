@@ -9,6 +9,7 @@ import {
   toJsonlInputLines,
   toOpenAIBatchOutput,
   toOpenAIBatchOutputLine,
+  type ParseBatchJsonlOptions,
 } from '../../src/store/jsonl';
 import {
   InvalidBatchFileError,
@@ -26,7 +27,7 @@ function openai(body: Record<string, unknown>, line: Record<string, unknown> = {
   return JSON.stringify({ custom_id: 'x', method: 'POST', url: '/v1/chat/completions', body, ...line });
 }
 
-function refusal(text: string, options?: { maxProblems?: number }): InvalidBatchFileError {
+function refusal(text: string, options?: ParseBatchJsonlOptions): InvalidBatchFileError {
   try {
     parseBatchJsonl(text, options);
   } catch (err) {
@@ -290,13 +291,13 @@ describe('parseBatchJsonl: problems', () => {
     expect(problemsOf(text)[12]?.message).toBe('conflicts with body.max_tokens (10); give only one of them');
   });
 
-  test('names unknown models and lists the known ones', () => {
+  test('names unknown models and lists the known ones, given the known ones', () => {
     const text = [
       openai({ model: 'gpt-4o', messages: [user('a')] }),
       JSON.stringify({ model: 'sabia-2', messages: [user('a')] }),
     ].join('\n');
     const message = `must be one of ${KNOWN_MODELS.join(', ')}`;
-    expect(problemsOf(text)).toEqual([
+    expect(refusal(text, { knownModels: KNOWN_MODELS }).problems).toEqual([
       { line: 1, field: 'body.model', message },
       { line: 2, field: 'model', message },
     ]);
