@@ -4,6 +4,7 @@ import {
   FailureTypes,
   type LoadPageInput,
   type LoadPageOutput,
+  type PriceTable,
   type RequestOutcome,
   type ResultsRef,
 } from '../shared';
@@ -18,6 +19,11 @@ export interface ActivityDependencies extends MaritacaConnectionOptions {
   onProgress?: ProgressListener;
   /** Where large batches page their requests and keep their outcomes (default: {@link storeFromEnv}). */
   store?: BatchStore;
+  /**
+   * The price table the worker loaded (`MARITACA_PRICES_FILE` merged over the built-in one), for
+   * estimating and charging the models it adds or reprices; unset means the built-in table.
+   */
+  prices?: PriceTable;
 }
 
 /**

@@ -7,6 +7,7 @@ import { codecFromEnv, startCodecServer } from '../codec';
 import { runDemo } from './demo';
 import { runDevStack } from './dev';
 import { CliError, ExitCodes } from './output';
+import { cliPriceTable } from './prices-flag';
 
 function parsePort(value: string): number {
   const port = Number(value);
@@ -23,6 +24,10 @@ export function buildProgram(): Command {
     .option('--address <host:port>', 'Temporal frontend address (env TEMPORAL_ADDRESS)')
     .option('--namespace <name>', 'Temporal namespace (env TEMPORAL_NAMESPACE)')
     .option('--task-queue <name>', 'task queue of the batch workers (env TEMPORAL_TASK_QUEUE)')
+    .option(
+      '--prices-file <path>',
+      'JSON price table merged over the built-in one (env MARITACA_PRICES_FILE)',
+    )
     // Usage errors throw instead of exiting, so main() gives them the same exit code (2) and the
     // same one-line form as every other input error. Subcommands inherit both settings.
     .exitOverride()
@@ -34,8 +39,14 @@ export function buildProgram(): Command {
     .command('worker')
     .description('run a batch worker (needs MARITACA_API_KEY; MARITACA_BASE_URL optional)')
     .action(async () => {
-      const globals = program.opts<{ address?: string; namespace?: string; taskQueue?: string }>();
+      const globals = program.opts<{
+        address?: string;
+        namespace?: string;
+        taskQueue?: string;
+        pricesFile?: string;
+      }>();
       await runWorker({
+        prices: cliPriceTable(globals.pricesFile),
         ...(globals.address ? { address: globals.address } : {}),
         ...(globals.namespace ? { namespace: globals.namespace } : {}),
         ...(globals.taskQueue ? { taskQueue: globals.taskQueue } : {}),
@@ -44,6 +55,7 @@ export function buildProgram(): Command {
             `Worker polling task queue "${info.taskQueue}" on ${info.address} (namespace ${info.namespace}); Maritaca at ${info.baseURL}`,
           );
           if (info.metricsAddress) console.log(`Prometheus metrics at http://${info.metricsAddress}/metrics`);
+          console.log(`Prices checked on ${info.pricesCheckedOn}`);
         },
       });
     });

@@ -4,7 +4,13 @@ import { createActivities, type ProgressListener } from '../activities';
 import { storeFromEnv, type BatchStore } from '../store';
 import { missingSearchAttributes } from '../activities/observability';
 import { AesGcmPayloadCodec, encryptionKeysFromEnv, type EncryptionKeys } from '../codec/aes-gcm-codec';
-import { DEFAULT_MARITACA_BASE_URL, DEFAULT_REQUEST_TIMEOUT_MS } from '../shared';
+import {
+  DEFAULT_MARITACA_BASE_URL,
+  DEFAULT_REQUEST_TIMEOUT_MS,
+  parsePriceTable,
+  type PriceTable,
+} from '../shared';
+import { loadPriceTable } from '../pricing';
 
 /** Options of {@link MaritacaBatchPlugin}. Unset values fall back to the environment. */
 export interface MaritacaBatchPluginOptions {
@@ -36,6 +42,12 @@ export interface MaritacaBatchPluginOptions {
   encryption?: EncryptionKeys | false;
   /** Check at start that the namespace has the batch search attributes and say so if not (default true). */
   checkSearchAttributes?: boolean;
+  /**
+   * The models and prices the activities estimate and charge with, merged over the built-in
+   * table and validated like a prices file (default: `MARITACA_PRICES_FILE`, else built-in).
+   * Use the same table as the clients that start batches.
+   */
+  prices?: PriceTable;
 }
 
 function encryptionConverter(encryption: EncryptionKeys | false | undefined): {
@@ -51,6 +63,9 @@ export const workflowsPath: string = require.resolve('../workflows');
 
 /**
  * Registers the `maritacaBatch` workflow and its activities on a Temporal worker.
+ *
+ * @throws {InvalidPriceTableError} when `prices`, or the file `MARITACA_PRICES_FILE` names, is
+ *   not a valid price table: the worker does not start.
  *
  * @example
  * const worker = await Worker.create({
@@ -75,6 +90,8 @@ export class MaritacaBatchPlugin extends SimplePlugin {
           baseURL,
           requestTimeoutMs: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
           ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+          // Loaded here, so a bad prices file stops the worker before it polls, naming the field.
+          prices: options.prices ? parsePriceTable(options.prices, 'prices option') : loadPriceTable(),
           // Outcomes and uploads are sealed with the same keys as the payloads (or left plain likewise).
           store:
             options.store ??

@@ -1,5 +1,7 @@
 import type { Duration } from '@temporalio/common';
 import { NativeConnection, Worker } from '@temporalio/worker';
+import { parsePriceTable, type PriceTable } from '../shared';
+import { loadPriceTable } from '../pricing';
 import { configFromEnv, type EnvironmentConfig } from './config';
 import { createWorkerLogger, requestLogAttributes } from './logging';
 import { MaritacaBatchPlugin } from './plugin';
@@ -24,6 +26,8 @@ export interface RunWorkerOptions extends Partial<EnvironmentConfig> {
   metricsAddress?: string;
   /** How long calls in flight may take to finish on shutdown before they are cancelled (default 30 s). */
   shutdownGraceTime?: Duration;
+  /** The price table (default: `MARITACA_PRICES_FILE` merged over the built-in table, else built-in). */
+  prices?: PriceTable;
   /** Called once the worker polls its task queue. */
   onReady?: (info: {
     address: string;
@@ -31,6 +35,8 @@ export interface RunWorkerOptions extends Partial<EnvironmentConfig> {
     taskQueue: string;
     baseURL: string;
     metricsAddress: string | undefined;
+    /** When the prices in use were last checked (`YYYY-MM-DD`). */
+    pricesCheckedOn: string;
   }) => void;
 }
 
@@ -51,6 +57,8 @@ export async function runWorker(options: RunWorkerOptions = {}): Promise<void> {
   if (!config.apiKey) {
     throw new Error('MARITACA_API_KEY is not set: the worker needs a Maritaca API key to call the API');
   }
+  // Before anything connects: a worker that would misprice every batch must not start.
+  const prices = options.prices ? parsePriceTable(options.prices, 'prices option') : loadPriceTable();
   const log = options.log ?? ((line: string) => console.log(line));
   const handleSignals = options.handleSignals ?? true;
   const metricsAddress = options.metricsAddress ?? process.env.MARITACA_METRICS_ADDRESS?.trim();
@@ -82,6 +90,7 @@ export async function runWorker(options: RunWorkerOptions = {}): Promise<void> {
       taskQueue: config.taskQueue,
       baseURL: config.baseURL,
       metricsAddress,
+      pricesCheckedOn: prices.checkedOn,
     }),
   );
   let stopListening = (): void => undefined;
@@ -106,7 +115,10 @@ export async function runWorker(options: RunWorkerOptions = {}): Promise<void> {
       connection,
       namespace: config.namespace,
       taskQueue: config.taskQueue,
-      plugins: [new MaritacaBatchPlugin({ apiKey: config.apiKey, baseURL: config.baseURL }), stopper.plugin],
+      plugins: [
+        new MaritacaBatchPlugin({ apiKey: config.apiKey, baseURL: config.baseURL, prices }),
+        stopper.plugin,
+      ],
       interceptors: { activity: [requestLogAttributes] },
       // On shutdown, calls in flight get this long to finish; the rest are cancelled and retried
       // by another worker, so nothing is lost.
