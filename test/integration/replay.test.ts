@@ -21,6 +21,7 @@ const CURRENT_SHAPES = [
   'rate-window',
   'rejected',
   'retry-after-hold',
+  'workflow-retries',
 ];
 const V0_1_SHAPES = ['approved', 'budget-pause', 'continue-as-new', 'failed', 'failures', 'rejected'];
 

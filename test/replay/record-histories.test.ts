@@ -35,6 +35,7 @@ const SHAPES = [
   'retry-after-hold',
   'rate-window',
   'budget-timeout',
+  'workflow-retries',
 ];
 const only = process.env.RECORD_SHAPES?.split(',')
   .map((shape) => shape.trim())
@@ -206,6 +207,29 @@ describeRecording('recording replay fixtures', () => {
     expect(await timersStarted(handle)).toContain('approval timeout');
     await save('approval-timeout', handle);
   });
+
+  record(
+    ['workflow-retries'],
+    'a 500 and a hung call come back to the workflow, which retries them after a backoff',
+    async () => {
+      // Seeded: the same calls fail and hang on every recording.
+      ctx.fake.configure({ errorRate500: 0.3, hangRate: 0.15, seed: 5 });
+      try {
+        const handle = await ctx.batches.start(questions(6), {
+          maxConcurrency: 2,
+          autoApproveBelow: 10,
+          retry: { maximumAttempts: 10, initialInterval: '300ms' },
+        });
+        const result = await handle.result();
+        expect(result.status).toBe('completed');
+        expect(await timersStarted(handle)).toContain('retry backoff');
+        expect(result.unconfirmedCost ?? 0).toBeGreaterThan(0);
+        await save('workflow-retries', handle);
+      } finally {
+        ctx.fake.configure({ errorRate500: null, hangRate: null, seed: null });
+      }
+    },
+  );
 
   record(['retry-after-hold'], 'a 429 with Retry-After holds every call', async () => {
     // Seeded: the same calls are refused on every recording.
