@@ -6,12 +6,14 @@
  *
  *   npm run bench             quick (under 5 minutes)
  *   npm run bench -- --full   the sizes the README quotes
+ *   npm run bench -- --only estimate-accuracy   one section (main, estimate-accuracy; comma-separated)
  */
 const { execFile, execFileSync, spawn } = require('node:child_process');
 const { promisify } = require('node:util');
 const execFileAsync = promisify(execFile);
 const { existsSync, readFileSync } = require('node:fs');
 const { writeSection } = require('./results-file');
+const { runEstimateAccuracy } = require('./estimate-accuracy');
 const os = require('node:os');
 const path = require('node:path');
 const { parseArgs } = require('node:util');
@@ -27,7 +29,9 @@ const PYTHON = path.join(ROOT, '.tools', 'bin', 'python');
 const KEY = 'bench-key';
 const LANGCHAIN_MARITACA_VERSION = '0.4.1';
 
-const { values } = parseArgs({ options: { full: { type: 'boolean', default: false } } });
+const { values } = parseArgs({
+  options: { full: { type: 'boolean', default: false }, only: { type: 'string' } },
+});
 const FULL = values.full;
 const SIZES = FULL
   ? {
@@ -344,7 +348,20 @@ function writeResults(report, startedAt) {
   console.log(`\n${lines.join('\n')}`);
 }
 
-main().catch((err) => {
+// Sections 1-4 (`main`) share one set of servers; each section writes its own part of RESULTS.md.
+const SECTIONS = { main, 'estimate-accuracy': () => runEstimateAccuracy() };
+
+async function runSelected() {
+  const names = values.only ? values.only.split(',') : Object.keys(SECTIONS);
+  const unknown = names.filter((name) => !SECTIONS[name]);
+  if (unknown.length > 0)
+    throw new Error(
+      `--only: unknown section ${unknown.join(', ')} (one of ${Object.keys(SECTIONS).join(', ')})`,
+    );
+  for (const name of names) await SECTIONS[name]();
+}
+
+runSelected().catch((err) => {
   console.error(err);
   process.exitCode = 1;
 });
