@@ -6,6 +6,7 @@ import type { BatchStore } from '../store';
 import {
   FailureTypes,
   priceOf,
+  type PriceTable,
   type CallFailureDetails,
   type CallMaritacaInput,
   type CallMaritacaOutput,
@@ -24,6 +25,8 @@ export interface MaritacaConnectionOptions {
   heartbeatIntervalMs?: number;
   /** Where answers go for calls that ask for it (`store` input). */
   store?: BatchStore;
+  /** Prices calls are charged at (default: the built-in table). */
+  prices?: PriceTable;
 }
 
 /**
@@ -152,12 +155,12 @@ export function createCallMaritaca(connection: MaritacaConnectionOptions) {
       };
       // Without usage the bill is unknown: the outcome carries the call's worst case.
       const cost = usageMissing
-        ? worstCaseCost(input)
-        : priceOf(input.model, {
-            promptTokens,
-            completionTokens,
-            ...(cachedPromptTokens ? { cachedPromptTokens } : {}),
-          });
+        ? worstCaseCost(input, connection.prices)
+        : priceOf(
+            input.model,
+            { promptTokens, completionTokens, ...(cachedPromptTokens ? { cachedPromptTokens } : {}) },
+            connection.prices,
+          );
       const usageSummary = { promptTokens, completionTokens };
       const missing = usageMissing ? { usageMissing: true } : {};
       if (input.store && connection.store) {
@@ -181,11 +184,14 @@ export function createCallMaritaca(connection: MaritacaConnectionOptions) {
 }
 
 /** The most a call can cost: its prompt's worst case (as estimated) and `max_tokens` of answer. */
-function worstCaseCost(input: CallMaritacaInput): number {
-  return estimateBatchCost({
-    model: input.model,
-    requests: [{ model: input.model, messages: input.messages, maxTokens: input.maxTokens }],
-  }).maxCost;
+function worstCaseCost(input: CallMaritacaInput, prices: PriceTable | undefined): number {
+  return estimateBatchCost(
+    {
+      model: input.model,
+      requests: [{ model: input.model, messages: input.messages, maxTokens: input.maxTokens }],
+    },
+    prices,
+  ).maxCost;
 }
 
 /** Connection errors that prove the request never reached Maritaca, so nothing was billed. */

@@ -1,8 +1,10 @@
 import {
   CURRENCY,
   DEFAULT_TEMPLATE_OVERHEAD,
-  MODEL_PRICES,
+  BUILT_IN_PRICES,
+  modelPriceOf,
   templateTokens,
+  type PriceTable,
   type ChatMessage,
   type DetailedEstimate,
   type EstimateCostInput,
@@ -27,11 +29,15 @@ export function contentTokenBound(messages: readonly ChatMessage[]): number {
  * tokenizer for the models it covers (labelled in `inputTokenCount`) plus the chat template's
  * overhead (`input.templateOverhead`, by default the conservative
  * {@link DEFAULT_TEMPLATE_OVERHEAD}); answers at each request's `max_tokens` (the most they can
- * be); priced per model from {@link MODEL_PRICES}. For such prompts the estimate is also the
+ * be); priced per model from `prices` (the built-in table unless the worker or client loaded a
+ * prices file). For such prompts the estimate is also the
  * worst case (`maxCost`). A model without a tokenizer is estimated by the heuristic and bounded
  * by one token per UTF-8 byte. Cached-input discounts are ignored.
  */
-export function estimateBatchCost(input: EstimateCostInput): DetailedEstimate {
+export function estimateBatchCost(
+  input: EstimateCostInput,
+  prices: PriceTable = BUILT_IN_PRICES,
+): DetailedEstimate {
   const overhead = input.templateOverhead ?? DEFAULT_TEMPLATE_OVERHEAD;
   let totalInputTokens = 0;
   let totalOutputTokens = 0;
@@ -45,8 +51,7 @@ export function estimateBatchCost(input: EstimateCostInput): DetailedEstimate {
   const perRequestContentTokens: (number | null)[] = new Array(count);
   let exactRequests = 0;
   input.requests.forEach((request, index) => {
-    const price = MODEL_PRICES[request.model];
-    if (!price) throw new Error(`No price known for model "${request.model}" (requests[${index}].model)`);
+    const price = modelPriceOf(prices, request.model);
     const template = templateTokens(overhead, request.messages.length);
     const exact = exactContentTokens(request.messages, request.model);
     if (exact !== null) exactRequests += 1;

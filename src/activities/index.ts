@@ -2,6 +2,7 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import {
   FailureTypes,
+  UnknownModelError,
   type LoadPageInput,
   type LoadPageOutput,
   type PriceTable,
@@ -42,6 +43,14 @@ async function storeCall<T>(operation: () => Promise<T>): Promise<T> {
         nonRetryable: true,
       });
     }
+    // A model this worker's price table does not know will not become known by retrying.
+    if (err instanceof UnknownModelError) {
+      throw ApplicationFailure.create({
+        type: FailureTypes.InvalidInput,
+        message: err.message,
+        nonRetryable: true,
+      });
+    }
     throw err;
   }
 }
@@ -59,11 +68,13 @@ export function createActivities(deps: ActivityDependencies) {
     /** Estimates the batch's cost from inline requests or a whole source file. */
     async estimateCost(input: EstimateRequestsInput): Promise<CountedEstimate> {
       // A heartbeat per page read, so a worker that dies in a long estimate is noticed in seconds.
-      return storeCall(() => estimateRequests(store, input, () => Context.current().heartbeat()));
+      return storeCall(() =>
+        estimateRequests(store, input, () => Context.current().heartbeat(), deps.prices),
+      );
     },
     /** Resolves and prices the next page of requests. */
     async loadPage(input: LoadPageInput): Promise<LoadPageOutput> {
-      return storeCall(() => loadRequestPage(store, input));
+      return storeCall(() => loadRequestPage(store, input, deps.prices));
     },
     /** Where this batch's outcomes go when they are kept off the history (one place per run that asks). */
     async resultsRef(batchId: string): Promise<ResultsRef> {

@@ -1,7 +1,8 @@
 import {
   DEFAULT_MODEL,
-  MODEL_PRICES,
+  BUILT_IN_PRICES,
   addCosts,
+  modelPriceOf,
   estimateInputOf,
   publicEstimate,
   resolveCalls,
@@ -11,6 +12,7 @@ import {
   type LoadPageInput,
   type InputTokenCount,
   type LoadPageOutput,
+  type PriceTable,
   type PageItem,
   type RequestSource,
 } from '../shared';
@@ -35,9 +37,12 @@ export async function estimateRequests(
   store: BatchStore,
   input: EstimateRequestsInput,
   heartbeat?: () => void,
+  prices: PriceTable = BUILT_IN_PRICES,
 ): Promise<CountedEstimate> {
   if (input.requests) {
-    const estimate = publicEstimate(estimateBatchCost(estimateInputOf(input.requests, input.options)));
+    const estimate = publicEstimate(
+      estimateBatchCost(estimateInputOf(input.requests, input.options), prices),
+    );
     return { ...estimate, count: input.requests.length };
   }
   if (!input.source) throw new Error('estimateCost needs requests or a source');
@@ -60,7 +65,7 @@ export async function estimateRequests(
     heartbeat?.();
     const page = await store.readRequestPage(input.source, offset, ESTIMATE_PAGE);
     if (page.requests.length === 0) break;
-    const e = estimateBatchCost(estimateInputOf(page.requests, input.options));
+    const e = estimateBatchCost(estimateInputOf(page.requests, input.options), prices);
     total.totalRequests += e.totalRequests;
     total.count += e.totalRequests;
     total.totalInputTokens += e.totalInputTokens;
@@ -77,7 +82,11 @@ export async function estimateRequests(
 }
 
 /** Resolves and prices one page of requests (inline, or read from the source at `byteOffset`). */
-export async function loadRequestPage(store: BatchStore, input: LoadPageInput): Promise<LoadPageOutput> {
+export async function loadRequestPage(
+  store: BatchStore,
+  input: LoadPageInput,
+  prices: PriceTable = BUILT_IN_PRICES,
+): Promise<LoadPageOutput> {
   let requests = input.requests;
   let nextByteOffset: number | undefined;
   if (!requests) {
@@ -87,11 +96,11 @@ export async function loadRequestPage(store: BatchStore, input: LoadPageInput): 
     nextByteOffset = page.nextByteOffset;
   }
   const calls = resolveCalls(requests, input.options, input.startIndex);
-  const estimate = estimateBatchCost(estimateInputOf(requests, input.options));
+  const estimate = estimateBatchCost(estimateInputOf(requests, input.options), prices);
   return {
     items: calls.map((call, i): PageItem => {
       const contentTokens = estimate.perRequestContentTokens[i];
-      const price = MODEL_PRICES[call.model]!;
+      const price = modelPriceOf(prices, call.model);
       return {
         index: input.startIndex + i,
         call,

@@ -184,7 +184,7 @@ export function registerBatchCommands(program: Command): void {
         { inline: false, prices: table },
       );
       const estimate = publicEstimate(
-        estimateBatchCost(estimateInputOf(requests, { model, maxOutputTokens: opts.maxOutputTokens })),
+        estimateBatchCost(estimateInputOf(requests, { model, maxOutputTokens: opts.maxOutputTokens }), table),
       );
       if (opts.json) return printJson(estimate);
       console.log(

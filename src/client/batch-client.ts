@@ -46,7 +46,6 @@ import {
   knownModelsOf,
   parsePriceTable,
   resolveCalls,
-  MODEL_PRICES,
   type PriceTable,
 } from '../shared';
 import { loadPriceTable } from '../pricing';
@@ -297,27 +296,14 @@ export class MaritacaBatchClient {
   }
 
   /**
-   * The client's own estimate, for the batch's details in the Temporal UI. The estimator prices
-   * with the built-in table, so when this client's table prices a model of the batch otherwise
-   * (or adds it), the details leave the figure to the worker's estimate rather than show a wrong
-   * one or refuse a valid batch.
+   * The client's own estimate with the client's price table, for the batch's details in the
+   * Temporal UI (the worker's estimate, with the worker's table, is the one the budget uses).
    */
   private detailsEstimate(
     requests: BatchRequest[],
     options: BatchOptions | undefined,
   ): DetailsEstimate | undefined {
-    const input = estimateInputOf(requests, options);
-    const builtInApplies = [...new Set(input.requests.map((r) => r.model))].every((model) => {
-      const ours = this.prices.models[model];
-      const builtIn = MODEL_PRICES[model];
-      return (
-        ours !== undefined &&
-        builtIn !== undefined &&
-        ours.input === builtIn.input &&
-        ours.output === builtIn.output
-      );
-    });
-    return builtInApplies ? estimateBatchCost(input) : undefined;
+    return estimateBatchCost(estimateInputOf(requests, options), this.prices);
   }
 
   private async startValidated(
@@ -475,7 +461,8 @@ export class MaritacaBatchClient {
     const requests = seedRequests(inputs, options);
     const batchOptions = seedBatchOptions(options, returnExceptions);
     // The guide's functions never stop for money: approve the batch's provable worst case.
-    const budget = options.budget ?? estimateBatchCost(estimateInputOf(requests, batchOptions)).maxCost;
+    const budget =
+      options.budget ?? estimateBatchCost(estimateInputOf(requests, batchOptions), this.prices).maxCost;
     const handle = await this.start(
       requests,
       batchOptions,

@@ -114,9 +114,9 @@ export function estimateSeedInputs(
     prices ? { prices } : {},
   );
   return publicEstimate(
-    estimateBatchCost({
-      model,
-      requests: input.requests!.map((r) => ({ messages: r.messages, model, maxTokens })),
-    }),
+    estimateBatchCost(
+      { model, requests: input.requests!.map((r) => ({ messages: r.messages, model, maxTokens })) },
+      prices,
+    ),
   );
 }

@@ -229,6 +229,11 @@ export interface CallMaritacaInput {
   temperature?: number;
   topP?: number;
   stop?: string | string[];
+  /**
+   * The request's attempt number across the batch and its limit, when the workflow schedules
+   * each attempt itself (one activity attempt each): for logs that tell a retry from the last try.
+   */
+  requestAttempt?: { number: number; of: number };
 }
 
 /** Output of the `callMaritaca` activity. */

@@ -182,12 +182,19 @@ export function createWorkerLogger(
  */
 export const requestLogAttributes: ActivityInterceptorsFactory = (ctx) => {
   let requestId: string | undefined;
+  // When the workflow schedules each attempt itself, the request's own count is in the input:
+  // the activity's attempt (always 1 then) would call every failure the last.
+  let requestAttempt: { number: number; of: number } | undefined;
   const maximumAttempts = ctx.info.retryPolicy?.maximumAttempts;
   return {
     inbound: {
       execute(input, next) {
         const first = input.args[0];
         if (isRecord(first) && typeof first.requestId === 'string') requestId = first.requestId;
+        if (isRecord(first) && isRecord(first.requestAttempt)) {
+          const { number, of } = first.requestAttempt;
+          if (typeof number === 'number' && typeof of === 'number') requestAttempt = { number, of };
+        }
         return next(input);
       },
     },
@@ -196,7 +203,11 @@ export const requestLogAttributes: ActivityInterceptorsFactory = (ctx) => {
         return next({
           ...attributes,
           ...(requestId !== undefined ? { requestId } : {}),
-          ...(maximumAttempts ? { maximumAttempts } : {}),
+          ...(requestAttempt
+            ? { attempt: requestAttempt.number, maximumAttempts: requestAttempt.of }
+            : maximumAttempts
+              ? { maximumAttempts }
+              : {}),
         });
       },
     },

@@ -165,7 +165,15 @@ export class Dispatcher {
       const output = await this.callScope.run(() =>
         activities.callMaritaca.executeWithOptions(
           { ...activities.callOptions, summary: `request ${call.requestId}` },
-          [book.stored ? { ...call, store: { results: state.view.results!, index } } : call],
+          [
+            {
+              ...call,
+              ...(book.stored ? { store: { results: state.view.results!, index } } : {}),
+              ...(this.ctx.workflowRetries
+                ? { requestAttempt: { number: state.priorAttemptsOf(index) + 1, of: maximumAttempts } }
+                : {}),
+            },
+          ],
         ),
       );
       if (!book.stored && output.result) {

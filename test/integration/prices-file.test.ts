@@ -14,10 +14,14 @@ import {
   InvalidPriceTableError,
   KNOWN_MODELS,
   MaritacaBatchClient,
+  estimateBatchCost,
+  estimateInputOf,
   loadPriceTable,
+  parsePriceTable,
   type BatchInput,
   type BatchRequest,
 } from '../../src';
+import { questions, startTestContext, type TestContext } from '../helpers/context';
 
 const TASK_QUEUE = 'prices-file-never-polled';
 const question: BatchRequest = { messages: [{ role: 'user', content: 'Olá' }] };
@@ -169,5 +173,41 @@ describe('the client checks models against its price table before any workflow s
     expect((error as Error).message).toBe(
       'prices option: currency: expected "BRL" (every cost in this package is in BRL)',
     );
+  });
+});
+
+describe('a worker with a prices file estimates and charges at its prices', () => {
+  let ctx: TestContext;
+  const repriced = parsePriceTable(
+    {
+      checkedOn: '2027-02-01',
+      currency: 'BRL',
+      models: { 'sabiazinho-4': { input: 2, output: 8, contextWindow: 131072, maxOutputTokens: 32768 } },
+    },
+    'test prices',
+  );
+
+  beforeAll(async () => {
+    ctx = await startTestContext({ latencyMs: 5, replyTokens: 'max' }, { prices: repriced });
+  });
+  afterAll(async () => {
+    await ctx?.close();
+  });
+
+  test('the estimate, the reservations and the actual cost use the worker table', async () => {
+    const handle = await ctx.batches.start(questions(3), {
+      model: 'sabiazinho-4',
+      maxOutputTokens: 20,
+      autoApproveBelow: 1,
+    });
+    const result = await handle.result();
+    expect(result.status).toBe('completed');
+    // Twice the built-in sabiazinho-4 prices, input and output.
+    const builtIn = estimateBatchCost(
+      estimateInputOf(questions(3), { model: 'sabiazinho-4', maxOutputTokens: 20 }),
+    );
+    expect(result.estimate!.totalCost).toBeCloseTo(2 * builtIn.totalCost, 9);
+    const usage = ctx.fake.stats().billed;
+    expect(result.actualCost).toBeCloseTo((usage.promptTokens * 2 + usage.completionTokens * 8) / 1e6, 9);
   });
 });
