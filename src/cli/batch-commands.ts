@@ -35,6 +35,7 @@ import {
   type BatchOptions,
   type BatchProgress,
   type BatchResult,
+  type TemplateOverhead,
 } from '../shared';
 import { estimateBatchCost } from '../activities/estimate-cost';
 import {
@@ -147,6 +148,17 @@ function knownModelIn(program: Command): (value: string) => string {
   };
 }
 
+/** Parses `--template-overhead R+M`: tokens the chat template adds per request and per message. */
+function templateOverheadFlag(value: string): TemplateOverhead {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*\+\s*(\d+(?:\.\d+)?)\s*$/.exec(value);
+  if (!match)
+    throw new InvalidArgumentError('must be R+M: tokens per request + tokens per message, e.g. 0+6.5');
+  return { perRequest: Number(match[1]), perMessage: Number(match[2]) };
+}
+
+const TEMPLATE_OVERHEAD_HELP =
+  "chat-template tokens per request + per message, e.g. the last batch's learned 0+6.5 (default 16+16)";
+
 function duration(value: string): string {
   if (parseDurationMs(value) === undefined) {
     throw new InvalidArgumentError('must be a duration such as 90s, 15m, 2h or 7d');
@@ -173,27 +185,45 @@ export function registerBatchCommands(program: Command): void {
       positiveInteger,
       DEFAULT_MAX_OUTPUT_TOKENS,
     )
+    .option('--template-overhead <R+M>', TEMPLATE_OVERHEAD_HELP, templateOverheadFlag)
     .option('--json', 'print the estimate as one JSON object')
-    .action(async (file: string, opts: { model?: string; maxOutputTokens: number; json?: boolean }) => {
-      const table = prices();
-      const { requests } = await parseBatchJsonlFile(file, { knownModels: knownModelsOf(table) });
-      const model = opts.model ?? DEFAULT_MODEL;
-      // The same checks as submit (model names, ids, sizes), so both refuse a file alike.
-      validateBatchInput(
-        { requests, options: { model, maxOutputTokens: opts.maxOutputTokens } },
-        { inline: false, prices: table },
-      );
-      const estimate = publicEstimate(
-        estimateBatchCost(estimateInputOf(requests, { model, maxOutputTokens: opts.maxOutputTokens }), table),
-      );
-      if (opts.json) return printJson(estimate);
-      console.log(
-        `${estimate.totalRequests} requests, ${estimate.inputTokenCount === 'exact' ? '' : '~'}${estimate.totalInputTokens} input tokens ` +
-          `(${estimate.inputTokenCount === 'exact' ? "counted with Maritaca's tokenizer, " : ''}${brl(estimate.inputCost)}), ` +
-          `up to ${estimate.totalOutputTokens} output tokens (${brl(estimate.outputCost)}): estimate ${brl(estimate.totalCost)}, ` +
-          `never more than ${brl(estimate.maxCost)} (default model ${estimate.model})`,
-      );
-    });
+    .action(
+      async (
+        file: string,
+        opts: {
+          model?: string;
+          maxOutputTokens: number;
+          templateOverhead?: TemplateOverhead;
+          json?: boolean;
+        },
+      ) => {
+        const table = prices();
+        const { requests } = await parseBatchJsonlFile(file, { knownModels: knownModelsOf(table) });
+        const model = opts.model ?? DEFAULT_MODEL;
+        // The same checks as submit (model names, ids, sizes), so both refuse a file alike.
+        validateBatchInput(
+          { requests, options: { model, maxOutputTokens: opts.maxOutputTokens } },
+          { inline: false, prices: table },
+        );
+        const estimate = publicEstimate(
+          estimateBatchCost(
+            estimateInputOf(requests, {
+              model,
+              maxOutputTokens: opts.maxOutputTokens,
+              ...(opts.templateOverhead ? { templateOverhead: opts.templateOverhead } : {}),
+            }),
+            table,
+          ),
+        );
+        if (opts.json) return printJson(estimate);
+        console.log(
+          `${estimate.totalRequests} requests, ${estimate.inputTokenCount === 'exact' ? '' : '~'}${estimate.totalInputTokens} input tokens ` +
+            `(${estimate.inputTokenCount === 'exact' ? "counted with Maritaca's tokenizer, " : ''}${brl(estimate.inputCost)}), ` +
+            `up to ${estimate.totalOutputTokens} output tokens (${brl(estimate.outputCost)}): estimate ${brl(estimate.totalCost)}, ` +
+            `never more than ${brl(estimate.maxCost)} (default model ${estimate.model})`,
+        );
+      },
+    );
 
   program
     .command('submit')
@@ -232,6 +262,7 @@ export function registerBatchCommands(program: Command): void {
       'batch id (workflow id), unique: an id already used is refused; default generated',
     )
     .option('--rerun', 'with --id: start again under the id of a batch that has ended')
+    .option('--template-overhead <R+M>', TEMPLATE_OVERHEAD_HELP, templateOverheadFlag)
     .option('--json', 'print {batchId, estimate} as one JSON object')
     .action(
       async (
@@ -249,6 +280,7 @@ export function registerBatchCommands(program: Command): void {
           outputTpm?: number;
           id?: string;
           rerun?: boolean;
+          templateOverhead?: TemplateOverhead;
           json?: boolean;
         },
         command: Command,
@@ -270,6 +302,7 @@ export function registerBatchCommands(program: Command): void {
           ...(opts.maxOutputTokens ? { maxOutputTokens: opts.maxOutputTokens } : {}),
           ...(opts.autoApproveBelow !== undefined ? { autoApproveBelow: opts.autoApproveBelow } : {}),
           ...(opts.approvalTimeout ? { approvalTimeout: opts.approvalTimeout } : {}),
+          ...(opts.templateOverhead ? { templateOverhead: opts.templateOverhead } : {}),
           ...(opts.rpm || opts.inputTpm || opts.outputTpm
             ? {
                 rateLimit: {

@@ -38,6 +38,11 @@ describe('the maritaca-batch CLI driving batches', () => {
     };
     expect(estimated).toMatchObject({ totalRequests: 200, currency: 'BRL' });
     expect(ctx.fake.stats().totalRequests).toBe(0);
+    // A learned template overhead (0 + 6.5 per message) instead of the conservative 16 + 16.
+    const learned = await cli('estimate', FIXTURE, '--json', '--template-overhead', '0+6.5');
+    const tight = JSON.parse(learned.out) as { totalCost: number; totalInputTokens: number };
+    expect(tight.totalCost).toBeLessThan(estimated.totalCost);
+    expect((await cli('estimate', FIXTURE, '--template-overhead', '13')).code).toBe(2);
 
     const batchId = `cli-openai-200-${Date.now()}`;
     const submit = await cli('submit', FIXTURE, '--id', batchId, '--concurrency', '20', '--json');

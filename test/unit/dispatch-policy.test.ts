@@ -271,3 +271,74 @@ describe('BatchState carried across continue-as-new', () => {
     });
   });
 });
+
+describe('BatchState: exact reservations, learned overhead and unconfirmed spend', () => {
+  /** A sabia-4 request of two messages whose content counts 100 tokens, estimated with 16 + 16/message. */
+  const exactItem = (index: number): PageItem => ({
+    index,
+    call: {
+      requestId: `r${index}`,
+      model: 'sabia-4',
+      messages: [
+        { role: 'system', content: 's' },
+        { role: 'user', content: `pergunta ${index}` },
+      ],
+      maxTokens: 30,
+    },
+    inputTokens: 148,
+    cost: (148 * 5 + 30 * 20) / 1e6,
+    maxCost: (148 * 5 + 30 * 20) / 1e6,
+    contentTokens: 100,
+    price: { input: 5, output: 20 },
+  });
+  const running = () => {
+    const state = new BatchState({ maxConcurrency: 4, startedAt: '2025-01-01T00:00:00.000Z', now: () => 0 });
+    state.approve(1, 'signal');
+    return state;
+  };
+
+  test('an answer teaches the overhead; the next request like it reserves exactly', () => {
+    const state = running();
+    expect(state.reservationOf(exactItem(0)).maxCost).toBeCloseTo((148 * 5 + 30 * 20) / 1e6, 12);
+    state.startCall(exactItem(0), false);
+    // Maritaca billed 113 prompt tokens: the template added 13 to the 100 of content.
+    state.callSucceeded(exactItem(0), {
+      cost: (113 * 5 + 30 * 20) / 1e6,
+      usage: { promptTokens: 113, completionTokens: 30 },
+    });
+    state.callEnded(0);
+    expect(state.view.templateOverheads).toEqual({ 'sabia-4/2': 13 });
+    expect(state.reservationOf(exactItem(1))).toEqual({
+      inputTokens: 113,
+      outputTokens: 30,
+      maxCost: (113 * 5 + 30 * 20) / 1e6,
+    });
+    expect(state.learnedOverhead()).toEqual({ 'sabia-4': { perRequest: 0, perMessage: 6.5 } });
+    expect(state.toCarried({ startIndex: 1, byteOffset: 0 }).templateOverheads).toEqual({ 'sabia-4/2': 13 });
+  });
+
+  test('an answer without usage, and a call whose outcome is unknown, count at their worst case', () => {
+    const state = running();
+    const worst = exactItem(0).maxCost;
+    state.startCall(exactItem(0), false);
+    state.callSucceeded(exactItem(0), {
+      cost: 0,
+      usage: { promptTokens: 0, completionTokens: 0 },
+      usageMissing: true,
+    });
+    state.callEnded(0);
+    state.startCall(exactItem(1), false);
+    state.callOutcomeUnknown(1);
+    state.callRetrying(exactItem(1), 1, 5_000);
+    state.callEnded(1);
+    expect(state.ledger.spent).toBeCloseTo(2 * worst, 12);
+    expect(state.ledger.unconfirmed).toBeCloseTo(2 * worst, 12);
+    expect(state.view.actualCost).toBe(0);
+    expect(state.view.templateOverheads).toEqual({});
+    // The retry waits for its backoff, then goes before the requests never started.
+    expect(state.nextRequest([exactItem(2)], 4_999)?.index).toBe(2);
+    expect(state.nextRetryAt(4_999)).toBe(5_000);
+    expect(state.nextRequest([exactItem(2)], 5_000)?.index).toBe(1);
+    expect(state.priorAttemptsOf(1)).toBe(1);
+  });
+});
