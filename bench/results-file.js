@@ -1,14 +1,14 @@
 'use strict';
 /**
  * bench/RESULTS.md is written by more than one benchmark (`npm run bench`, `npm run bench:scale`,
- * `npm run bench -- --only estimate-accuracy`):
+ * `npm run bench -- --only estimate-accuracy`, `npm run bench -- --only temporal-cost`):
  * each owns one section between markers and replaces only that, so running one keeps the others.
  */
 const { existsSync, readFileSync, writeFileSync } = require('node:fs');
 const path = require('node:path');
 
 const RESULTS = path.join(__dirname, 'RESULTS.md');
-const SECTION_ORDER = ['main', 'scale', 'estimate'];
+const SECTION_ORDER = ['main', 'scale', 'estimate', 'temporal_cost'];
 
 /** Replaces (or adds) section `name` of RESULTS.md with `markdown`. */
 function writeSection(name, markdown) {

@@ -6,7 +6,8 @@
  *
  *   npm run bench             quick (under 5 minutes)
  *   npm run bench -- --full   the sizes the README quotes
- *   npm run bench -- --only estimate-accuracy   one section (main, estimate-accuracy; comma-separated)
+ *   npm run bench -- --only estimate-accuracy   one section (main, estimate-accuracy, temporal-cost;
+ *                                               comma-separated)
  */
 const { execFile, execFileSync, spawn } = require('node:child_process');
 const { promisify } = require('node:util');
@@ -14,6 +15,7 @@ const execFileAsync = promisify(execFile);
 const { existsSync, readFileSync } = require('node:fs');
 const { writeSection } = require('./results-file');
 const { runEstimateAccuracy } = require('./estimate-accuracy');
+const { runTemporalCost } = require('./temporal-cost');
 const os = require('node:os');
 const path = require('node:path');
 const { parseArgs } = require('node:util');
@@ -349,7 +351,11 @@ function writeResults(report, startedAt) {
 }
 
 // Sections 1-4 (`main`) share one set of servers; each section writes its own part of RESULTS.md.
-const SECTIONS = { main, 'estimate-accuracy': () => runEstimateAccuracy() };
+const SECTIONS = {
+  main,
+  'estimate-accuracy': () => runEstimateAccuracy(),
+  'temporal-cost': () => runTemporalCost({ hasLangchain: pythonHasLangchain(), python: PYTHON }),
+};
 
 async function runSelected() {
   const names = values.only ? values.only.split(',') : Object.keys(SECTIONS);
