@@ -1,12 +1,16 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import OpenAI from 'openai';
+import type { ChatCompletionCreateParamsNonStreaming } from 'openai/resources/chat/completions';
 import { estimateBatchCost } from './estimate-cost';
+import { readStructured } from './structured-output';
 import type { BatchStore } from '../store';
 import {
   FailureTypes,
   priceOf,
+  sentResponseFormat,
   type PriceTable,
+  type ToolCall,
   type CallFailureDetails,
   type CallMaritacaInput,
   type CallMaritacaOutput,
@@ -104,15 +108,9 @@ export function createCallMaritaca(connection: MaritacaConnectionOptions) {
     const heartbeat = setInterval(() => ctx.heartbeat(), heartbeatIntervalMs);
     try {
       const completion = await client.chat.completions.create(
-        {
-          model: input.model,
-          messages: input.messages,
-          max_tokens: input.maxTokens,
-          ...(input.temperature !== undefined ? { temperature: input.temperature } : {}),
-          ...(input.topP !== undefined ? { top_p: input.topP } : {}),
-          ...(input.stop !== undefined ? { stop: input.stop } : {}),
-          stream: false,
-        },
+        // Maritaca's message and response-format shapes (image blocks, a local schema kept out)
+        // are not the OpenAI SDK's types; the SDK passes the body through as it is.
+        requestBody(input) as unknown as ChatCompletionCreateParamsNonStreaming,
         {
           signal: ctx.cancellationSignal,
           headers: {
@@ -121,7 +119,9 @@ export function createCallMaritaca(connection: MaritacaConnectionOptions) {
         },
       );
       const choice = completion.choices?.[0];
-      if (!choice || typeof choice.message?.content !== 'string') {
+      const toolCalls = (choice?.message?.tool_calls ?? []) as ToolCall[];
+      // An answer that only calls tools may come without text.
+      if (!choice || !(typeof choice.message?.content === 'string' || toolCalls.length > 0)) {
         throw ApplicationFailure.create({
           type: FailureTypes.InvalidResponse,
           message: 'Maritaca answered without a message in choices[0]',
@@ -134,12 +134,17 @@ export function createCallMaritaca(connection: MaritacaConnectionOptions) {
       const promptTokens = usage?.prompt_tokens ?? 0;
       const completionTokens = usage?.completion_tokens ?? 0;
       const cachedPromptTokens = usage?.prompt_tokens_details?.cached_tokens ?? undefined;
-      const content = choice.message.content;
+      const content = choice.message.content ?? '';
+      const structured = readStructured(input, { content: choice.message.content, tool_calls: toolCalls });
       const result: ChatResult = {
         generations: [
           {
             text: content,
-            message: { role: 'assistant', content },
+            message: {
+              role: 'assistant',
+              content,
+              ...(toolCalls.length > 0 ? { tool_calls: toolCalls } : {}),
+            },
             generationInfo: { finishReason: choice.finish_reason ?? null },
           },
         ],
@@ -161,6 +166,17 @@ export function createCallMaritaca(connection: MaritacaConnectionOptions) {
             { promptTokens, completionTokens, ...(cachedPromptTokens ? { cachedPromptTokens } : {}) },
             connection.prices,
           );
+      if (structured.toolCalls) result.toolCalls = structured.toolCalls;
+      if (structured.problem !== undefined) {
+        // Billed, but not what was asked: the workflow counts the cost and asks again.
+        throw ApplicationFailure.create({
+          type: FailureTypes.InvalidStructuredOutput,
+          message: structured.problem,
+          nonRetryable: true,
+          details: [{ attempt, billedCost: cost } satisfies CallFailureDetails],
+        });
+      }
+      if (structured.parsed !== undefined) result.parsed = structured.parsed;
       const usageSummary = { promptTokens, completionTokens };
       const missing = usageMissing ? { usageMissing: true } : {};
       if (input.store && connection.store) {
@@ -181,6 +197,29 @@ export function createCallMaritaca(connection: MaritacaConnectionOptions) {
       clearInterval(heartbeat);
     }
   };
+}
+
+/** The chat completions body of a call, in Maritaca's terms (snake_case; absent fields left out). */
+function requestBody(input: CallMaritacaInput): Record<string, unknown> {
+  const body: Record<string, unknown> = {
+    model: input.model,
+    messages: input.messages,
+    max_tokens: input.maxTokens,
+    stream: false,
+  };
+  const optional: [string, unknown][] = [
+    ['temperature', input.temperature],
+    ['top_p', input.topP],
+    ['stop', input.stop],
+    ['tools', input.tools],
+    ['tool_choice', input.toolChoice],
+    ['response_format', input.responseFormat && sentResponseFormat(input.responseFormat)],
+    ['seed', input.seed],
+    ['frequency_penalty', input.frequencyPenalty],
+    ['presence_penalty', input.presencePenalty],
+  ];
+  for (const [name, value] of optional) if (value !== undefined) body[name] = value;
+  return body;
 }
 
 /** The most a call can cost: its prompt's worst case (as estimated) and `max_tokens` of answer. */

@@ -75,6 +75,11 @@ export async function estimateRequests(
     total.totalCost = addCosts(total.totalCost, e.totalCost);
     total.maxCost = Math.ceil((total.maxCost + e.maxCost) * 1e9) / 1e9;
     if (e.inputTokenCount) counted.add(e.inputTokenCount);
+    if (e.toolTokens) total.toolTokens = (total.toolTokens ?? 0) + e.toolTokens;
+    if (e.images) {
+      total.images = (total.images ?? 0) + e.images;
+      total.imageTokens = (total.imageTokens ?? 0) + (e.imageTokens ?? 0);
+    }
     offset = page.nextByteOffset;
   }
   if (counted.size > 0) total.inputTokenCount = counted.size === 1 ? [...counted][0]! : 'mixed';

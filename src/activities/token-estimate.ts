@@ -1,4 +1,5 @@
 import { countTokens, hasExactTokenizer } from '../tokenizer';
+import { textsOf } from '../shared/chat-content';
 import type { ChatMessage } from '../shared/types';
 
 /*
@@ -425,20 +426,20 @@ export function estimateMessageTokens(messages: readonly ChatMessage[], model?: 
   const exact = model !== undefined && hasExactTokenizer(model);
   let total = REQUEST_OVERHEAD_TOKENS;
   for (const message of messages) {
-    total +=
-      MESSAGE_OVERHEAD_TOKENS +
-      (exact ? countTokens(message.content, model)! : estimateTextTokens(message.content));
+    total += MESSAGE_OVERHEAD_TOKENS;
+    for (const text of textsOf(message))
+      total += exact ? countTokens(text, model)! : estimateTextTokens(text);
   }
   return total;
 }
 
 /**
- * Content tokens of `messages` as Maritaca's tokenizer for `model` counts them (no template),
- * or null when the model has no known tokenizer.
+ * Tokens of `texts` as Maritaca's tokenizer for `model` counts them (no template), or null when
+ * the model has no known tokenizer.
  */
-export function exactContentTokens(messages: readonly ChatMessage[], model: string): number | null {
+export function exactTokens(texts: readonly string[], model: string): number | null {
   if (!hasExactTokenizer(model)) return null;
   let total = 0;
-  for (const message of messages) total += countTokens(message.content, model)!;
+  for (const text of texts) if (text) total += countTokens(text, model)!;
   return total;
 }

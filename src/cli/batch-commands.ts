@@ -48,6 +48,7 @@ import {
   progressLine,
   waitingHint,
 } from './output';
+import { chatFeatureIssues } from '../client/chat-features';
 import { watchBatch } from './watch';
 import { cliPriceTable } from './prices-flag';
 
@@ -198,7 +199,10 @@ export function registerBatchCommands(program: Command): void {
         },
       ) => {
         const table = prices();
-        const { requests } = await parseBatchJsonlFile(file, { knownModels: knownModelsOf(table) });
+        const { requests } = await parseBatchJsonlFile(file, {
+          knownModels: knownModelsOf(table),
+          requestIssues: (request) => chatFeatureIssues(request),
+        });
         const model = opts.model ?? DEFAULT_MODEL;
         // The same checks as submit (model names, ids, sizes), so both refuse a file alike.
         validateBatchInput(
@@ -294,7 +298,12 @@ export function registerBatchCommands(program: Command): void {
           fromObject || opts.byReference || (count ?? 0) > INLINE_RESULTS_MAX || size > INLINE_FILE_MAX_BYTES;
         const requests = byReference
           ? undefined
-          : (await parseBatchJsonlFile(file, { knownModels: knownModelsOf(prices()) })).requests;
+          : (
+              await parseBatchJsonlFile(file, {
+                knownModels: knownModelsOf(prices()),
+                requestIssues: (request) => chatFeatureIssues(request),
+              })
+            ).requests;
         const options: BatchOptions = {
           returnExceptions: !opts.failFast,
           ...(opts.model ? { model: opts.model } : {}),

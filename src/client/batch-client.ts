@@ -1,3 +1,4 @@
+import { chatFeatureIssues } from './chat-features';
 import { randomUUID } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -227,7 +228,10 @@ export class MaritacaBatchClient {
     start: StartOptions = {},
   ): Promise<BatchHandle> {
     const absolute = path.resolve(file);
-    const { requests } = await parseBatchJsonlFile(absolute, { knownModels: knownModelsOf(this.prices) });
+    const { requests } = await parseBatchJsonlFile(absolute, {
+      knownModels: knownModelsOf(this.prices),
+      requestIssues: (request) => chatFeatureIssues(request, options),
+    });
     validateBatchInput({ requests, options }, { inline: false, prices: this.prices });
     const batchId = start.batchId ?? newBatchId();
     // Refused before the upload, so a taken id never gets an orphan object beside its own.
@@ -269,6 +273,7 @@ export class MaritacaBatchClient {
     try {
       requests = parseBatchJsonl(await this.store.readRequestsText(url), {
         knownModels: knownModelsOf(this.prices),
+        requestIssues: (request) => chatFeatureIssues(request, options),
       }).requests;
     } catch (err) {
       if (err instanceof InvalidBatchFileError)

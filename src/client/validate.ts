@@ -11,6 +11,7 @@ import {
   type PriceTable,
 } from '../shared';
 import { loadPriceTable } from '../pricing';
+import { chatFeatureIssues, optionFeatureIssues } from './chat-features';
 import { InvalidBatchInputError } from './errors';
 
 /**
@@ -46,7 +47,11 @@ export function validateBatchInput(input: unknown, options: ValidateBatchInputOp
   if (value.options?.model !== undefined && !isKnown(value.options.model)) {
     issues.push({ path: 'options.model', message: unknownModelMessage(knownModelsOf(prices)) });
   }
+  if (value.options) issues.push(...optionFeatureIssues(value.options));
   (value.requests ?? []).forEach((request, index) => {
+    for (const issue of chatFeatureIssues(request, value.options)) {
+      issues.push({ path: `requests[${index}].${issue.path}`, message: issue.message });
+    }
     if (request.model !== undefined && !isKnown(request.model)) {
       issues.push({ path: `requests[${index}].model`, message: unknownModelMessage(knownModelsOf(prices)) });
       return;

@@ -4,6 +4,7 @@ import { adaptWindow, type RateLimits, type WindowEntry } from './rate-window';
 import {
   learnedTemplateOverheads,
   overheadKey,
+  overheadShape,
   type LearnedOverheads,
   type TemplateOverhead,
 } from './template-overhead';
@@ -23,6 +24,11 @@ export interface OpenPage {
   start: number;
   end: number;
   settled: number;
+}
+
+/** Where the overhead learned from requests like `item` is kept. */
+function overheadKeyOf(item: PageItem): string {
+  return overheadKey(item.call.model, item.call.messages.length, overheadShape(item.call));
 }
 
 /** A request waiting to be tried again, not before `notBefore` (workflow time, ms) when set. */
@@ -69,6 +75,8 @@ function carriedDefaults(maxConcurrency: number) {
     retryQueue: [] as QueuedRetry[],
     /** Attempts spent in earlier executions of a request (each 429 ends one). */
     priorAttempts: {} as Record<string, number>,
+    /** Times a request's answer did not match its requested JSON and it was asked again. */
+    reasks: {} as Record<string, number>,
     results: null as ResultsRef | null,
     openPages: [] as OpenPage[],
   };
@@ -280,7 +288,7 @@ export class BatchState {
     const outputTokens = item.call.maxTokens;
     const learned =
       item.contentTokens !== undefined && item.price
-        ? this.d.templateOverheads[overheadKey(item.call.model, item.call.messages.length)]
+        ? this.d.templateOverheads[overheadKeyOf(item)]
         : undefined;
     if (learned === undefined || item.contentTokens === undefined || !item.price) {
       return { inputTokens: item.inputTokens, outputTokens, maxCost: item.maxCost };
@@ -315,6 +323,7 @@ export class BatchState {
     const { index } = item;
     const { usage } = output;
     delete this.d.priorAttempts[index];
+    delete this.d.reasks[index];
     this.d.succeeded += 1;
     if (output.usageMissing) this.ledger.spendReservation(index);
     else {
@@ -334,7 +343,7 @@ export class BatchState {
     if (item.contentTokens === undefined || promptTokens <= 0) return;
     const seen = promptTokens - item.contentTokens;
     if (seen < 0) return;
-    const key = overheadKey(item.call.model, item.call.messages.length);
+    const key = overheadKeyOf(item);
     const known = this.d.templateOverheads[key];
     if (known === undefined || seen > known) this.d.templateOverheads[key] = seen;
   }
@@ -382,9 +391,31 @@ export class BatchState {
     return this.d.priorAttempts[index] ?? 0;
   }
 
+  /**
+   * Maritaca answered (and billed `billedCost`) but not with the JSON the request asked for:
+   * the cost is spent and, while `maxReasks` allows, the request goes back to ask again.
+   * Returns whether it did.
+   */
+  callAnsweredOff(item: PageItem, billedCost: number | undefined, maxReasks: number): boolean {
+    const { index } = item;
+    this.ledger.settle(index, billedCost ?? this.ledger.reservationOf(index));
+    const asked = this.d.reasks[index] ?? 0;
+    if (asked >= maxReasks) return false;
+    this.d.reasks[index] = asked + 1;
+    this.d.retryQueue.push({ ...item, notBefore: 0 });
+    this.ledger.requeue(index, item.cost, item.maxCost);
+    return true;
+  }
+
+  /** Times a request was asked again for an answer that did not match its JSON. */
+  reasksOf(index: number): number {
+    return this.d.reasks[index] ?? 0;
+  }
+
   /** A request failed for good. */
   callFailed(index: number): void {
     delete this.d.priorAttempts[index];
+    delete this.d.reasks[index];
     this.d.failed += 1;
   }
 

@@ -47,3 +47,13 @@ export const MessageNames = {
   pause: 'pause',
   resume: 'resume',
 } as const;
+
+/**
+ * Tokens an image is counted at in estimates and reservations, unless a batch sets
+ * `imageTokenBound`. Maritaca does not publish how it counts images; this allows for a large
+ * image (about 1,600 tokens for a megapixel in comparable vision APIs) with a margin.
+ */
+export const DEFAULT_IMAGE_TOKEN_BOUND = 2000;
+
+/** Times an answer that does not match the requested JSON is asked again, unless a batch says otherwise. */
+export const DEFAULT_STRUCTURED_OUTPUT_RETRIES = 2;

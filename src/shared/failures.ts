@@ -15,6 +15,11 @@ export const FailureTypes = {
   AuthenticationError: 'MaritacaAuthenticationError',
   /** An answer Maritaca should not have sent (no choices, unparseable body); not retried. */
   InvalidResponse: 'MaritacaInvalidResponse',
+  /**
+   * The answer did not match the JSON (or the forced function call) the request asked for;
+   * asked again up to `structuredOutputRetries` times, then the request's outcome.
+   */
+  InvalidStructuredOutput: 'MaritacaInvalidStructuredOutput',
   /** The activity timed out on Temporal's side (the call never reported back). */
   Timeout: 'MaritacaTimeout',
   /** The batch input broke a rule the schema checks; raised by the workflow. */
@@ -35,6 +40,7 @@ export const NON_RETRYABLE_FAILURE_TYPES: readonly string[] = [
   FailureTypes.InvalidResponse,
   FailureTypes.InvalidInput,
   FailureTypes.StoreUnreadable,
+  FailureTypes.InvalidStructuredOutput,
 ];
 
 /** Details attached to a `callMaritaca` failure, so the workflow can report status and attempts. */
@@ -49,4 +55,6 @@ export interface CallFailureDetails {
    * at its worst case. Absent when Maritaca certainly did not bill it (refused, 4xx, 5xx).
    */
   billing?: 'unknown';
+  /** What the failed call cost when Maritaca answered and billed it (an answer that did not match its schema). */
+  billedCost?: number;
 }

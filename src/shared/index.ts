@@ -13,3 +13,4 @@ export * from './budget-ledger';
 export * from './dispatch-policy';
 export * from './batch-state';
 export * from './template-overhead';
+export * from './chat-content';

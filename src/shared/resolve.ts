@@ -1,4 +1,5 @@
 import { DEFAULT_MAX_OUTPUT_TOKENS } from './constants';
+import { toMaritacaMessage } from './chat-content';
 import { DEFAULT_MODEL } from './prices';
 import type {
   BatchEstimate,
@@ -8,6 +9,16 @@ import type {
   DetailedEstimate,
   EstimateCostInput,
 } from './types';
+
+/** Request fields the batch options may give a default for, taken as a whole (never merged). */
+const CHAT_FEATURES = [
+  'tools',
+  'toolChoice',
+  'responseFormat',
+  'seed',
+  'frequencyPenalty',
+  'presencePenalty',
+] as const;
 
 /**
  * The call each request becomes: its id (the index when it has none), and its model,
@@ -24,7 +35,7 @@ export function resolveCalls(
     const call: CallMaritacaInput = {
       requestId: request.id ?? String(startIndex + offset),
       model: request.model ?? defaultModel,
-      messages: request.messages,
+      messages: request.messages.map(toMaritacaMessage),
       maxTokens: request.maxTokens ?? options.maxOutputTokens ?? DEFAULT_MAX_OUTPUT_TOKENS,
     };
     const temperature = request.temperature ?? options.temperature;
@@ -32,6 +43,10 @@ export function resolveCalls(
     if (request.topP !== undefined) call.topP = request.topP;
     const stop = request.stop ?? options.stop;
     if (stop !== undefined) call.stop = stop;
+    for (const field of CHAT_FEATURES) {
+      const value = request[field] ?? options[field];
+      if (value !== undefined) (call as unknown as Record<string, unknown>)[field] = value;
+    }
     return call;
   });
 }
@@ -44,11 +59,16 @@ export function estimateInputOf(
   return {
     model: options.model ?? DEFAULT_MODEL,
     ...(options.templateOverhead ? { templateOverhead: options.templateOverhead } : {}),
-    requests: resolveCalls(requests, options).map(({ messages, model, maxTokens }) => ({
-      messages,
-      model,
-      maxTokens,
-    })),
+    ...(options.imageTokenBound ? { imageTokenBound: options.imageTokenBound } : {}),
+    requests: resolveCalls(requests, options).map(
+      ({ messages, model, maxTokens, tools, responseFormat }) => ({
+        messages,
+        model,
+        maxTokens,
+        ...(tools ? { tools } : {}),
+        ...(responseFormat ? { responseFormat } : {}),
+      }),
+    ),
   };
 }
 
@@ -65,5 +85,7 @@ export function publicEstimate(detailed: DetailedEstimate): BatchEstimate {
     model: detailed.model,
     maxCost: detailed.maxCost,
     ...(detailed.inputTokenCount ? { inputTokenCount: detailed.inputTokenCount } : {}),
+    ...(detailed.toolTokens ? { toolTokens: detailed.toolTokens } : {}),
+    ...(detailed.images ? { images: detailed.images, imageTokens: detailed.imageTokens ?? 0 } : {}),
   };
 }

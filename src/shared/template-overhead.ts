@@ -26,9 +26,24 @@ export function templateTokens(overhead: TemplateOverhead, messages: number): nu
  */
 export type LearnedOverheads = Record<string, number>;
 
-/** Key of {@link LearnedOverheads} for a request of `model` with `messages` messages. */
-export function overheadKey(model: string, messages: number): string {
-  return `${model}/${messages}`;
+/**
+ * Key of {@link LearnedOverheads} for a request of `model` with `messages` messages; a request
+ * with tools or a JSON response format is a shape of its own (`+tools`, `+json`), since the
+ * template renders those in its own way.
+ */
+export function overheadKey(model: string, messages: number, shape = ''): string {
+  return `${model}/${messages}${shape}`;
+}
+
+/** The shape suffix of {@link overheadKey} for a call's tools and response format. */
+export function overheadShape(call: {
+  tools?: readonly unknown[];
+  responseFormat?: { type: string };
+}): string {
+  return (
+    (call.tools && call.tools.length > 0 ? '+tools' : '') +
+    (call.responseFormat && call.responseFormat.type !== 'text' ? '+json' : '')
+  );
 }
 
 /**
@@ -39,6 +54,8 @@ export function overheadKey(model: string, messages: number): string {
 export function learnedTemplateOverheads(learned: LearnedOverheads): Record<string, TemplateOverhead> {
   const points = new Map<string, { messages: number; tokens: number }[]>();
   for (const [key, tokens] of Object.entries(learned)) {
+    // Shapes with tools or JSON formats are exact for their own requests only.
+    if (key.includes('+')) continue;
     const at = key.lastIndexOf('/');
     const model = key.slice(0, at);
     const list = points.get(model) ?? [];

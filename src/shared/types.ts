@@ -8,11 +8,20 @@ import type {
   batchRequestSchema,
   messageSchema,
   rejectSchema,
+  responseFormatSchema,
   retryOptionsSchema,
+  toolChoiceSchema,
+  toolSchema,
 } from './schema';
 
 /** One chat message. */
 export type ChatMessage = z.infer<typeof messageSchema>;
+/** A function the model may call (OpenAI format). */
+export type Tool = z.infer<typeof toolSchema>;
+/** Whether and which tool the model must call. */
+export type ToolChoice = z.infer<typeof toolChoiceSchema>;
+/** The form of the answer: text, a JSON object, or JSON matching a schema. */
+export type ResponseFormat = z.infer<typeof responseFormatSchema>;
 /** One request of a batch, as given by the caller. */
 export type BatchRequest = z.infer<typeof batchRequestSchema>;
 /** Options for the whole batch, as given by the caller. */
@@ -65,6 +74,11 @@ export interface BatchEstimate {
    * the Portuguese-aware estimate), or `mixed`. Absent in estimates of earlier versions.
    */
   inputTokenCount?: InputTokenCount;
+  /** Prompt tokens of tool definitions and response-format schemas (part of `totalInputTokens`). */
+  toolTokens?: number;
+  /** Images in the prompts, and the tokens counted for them at the per-image bound (part of `totalInputTokens`). */
+  images?: number;
+  imageTokens?: number;
 }
 
 /** How an estimate counted input tokens (see {@link BatchEstimate.inputTokenCount}). */
@@ -90,10 +104,25 @@ export interface TokenUsage {
   cachedPromptTokens?: number;
 }
 
+/** A call to a function the model asked for, as Maritaca sent it (`arguments` is JSON text). */
+export interface ToolCall {
+  id: string;
+  type: 'function';
+  function: { name: string; arguments: string };
+}
+
+/** A tool call with its arguments parsed (left as text when they are not JSON). */
+export interface ParsedToolCall {
+  id: string;
+  name: string;
+  arguments: unknown;
+}
+
 /** One generated answer, LangChain-style. */
 export interface ChatGeneration {
   text: string;
-  message: { role: 'assistant'; content: string };
+  /** The answer as Maritaca sent it: `content` ('' when it only calls tools) and any `tool_calls`. */
+  message: { role: 'assistant'; content: string; tool_calls?: ToolCall[] };
   generationInfo: { finishReason: string | null };
 }
 
@@ -101,6 +130,13 @@ export interface ChatGeneration {
 export interface ChatResult {
   generations: ChatGeneration[];
   llmOutput: { tokenUsage: TokenUsage; model: string };
+  /** The functions the answer calls, arguments parsed. */
+  toolCalls?: ParsedToolCall[];
+  /**
+   * The structured answer, for a request asking for JSON (`responseFormat`) or forcing a
+   * function (its arguments): parsed, and checked against the schema when there is one.
+   */
+  parsed?: unknown;
 }
 
 /** A failure of one request, after its retries. */
@@ -229,6 +265,12 @@ export interface CallMaritacaInput {
   temperature?: number;
   topP?: number;
   stop?: string | string[];
+  tools?: Tool[];
+  toolChoice?: ToolChoice;
+  responseFormat?: ResponseFormat;
+  seed?: number;
+  frequencyPenalty?: number;
+  presencePenalty?: number;
   /**
    * The request's attempt number across the batch and its limit, when the workflow schedules
    * each attempt itself (one activity attempt each): for logs that tell a retry from the last try.
@@ -252,7 +294,15 @@ export interface CallMaritacaOutput {
 
 /** Input of the `estimateCost` activity. */
 export interface EstimateCostInput {
-  requests: { messages: ChatMessage[]; model: string; maxTokens: number }[];
+  requests: {
+    messages: ChatMessage[];
+    model: string;
+    maxTokens: number;
+    tools?: Tool[];
+    responseFormat?: ResponseFormat;
+  }[];
+  /** Tokens counted for each image (default: `DEFAULT_IMAGE_TOKEN_BOUND`). */
+  imageTokenBound?: number;
   /** Default model, reported in the estimate. */
   model: string;
   /** Template overhead to count (default: `DEFAULT_TEMPLATE_OVERHEAD`). */

@@ -5,7 +5,9 @@ import {
   unknownModelMessage,
   validateWith,
   type BatchRequest,
+  type InputIssue,
   type RequestOutcome,
+  type ToolCall,
 } from '../shared';
 import { InvalidBatchFileError, type BatchFileProblem } from './errors/invalid-batch-file-error';
 import { MaritacaBatchError } from './errors/maritaca-batch-error';
@@ -20,6 +22,12 @@ export interface ParseBatchJsonlOptions {
    * checked by the client do.
    */
   knownModels?: readonly string[];
+  /**
+   * Checks beyond the schema for each valid line (the client's: JSON schemas that compile, tool
+   * choices that name a defined tool), with paths in request terms (`tools[0].function.parameters`);
+   * each is reported against its line in the file's own field names.
+   */
+  requestIssues?: (request: BatchRequest) => readonly InputIssue[];
 }
 
 /** What {@link parseBatchJsonl} returns. */
@@ -56,7 +64,8 @@ export interface OpenAIChatCompletionBody {
   model: string;
   choices: {
     index: number;
-    message: { role: 'assistant'; content: string };
+    /** `content` is null when the answer only calls tools, as in OpenAI's output. */
+    message: { role: 'assistant'; content: string | null; tool_calls?: ToolCall[] };
     finish_reason: string | null;
   }[];
   usage: {
@@ -155,54 +164,27 @@ function pickAlias(
 
 function optional(source: JsonObject, name: string): unknown {
   const value = source[name];
-  return value === null ? undefined : value;
+  // OpenAI takes null, and an empty tools list, to mean "not set".
+  if (value === null || (name === 'tools' && Array.isArray(value) && value.length === 0)) return undefined;
+  return value;
 }
 
 /**
- * Refuses fields that would change what the request means or what its answer looks like, so a
- * file written for OpenAI never runs quietly as something else.
+ * Refuses fields that would change what the request means or what its answer looks like in a
+ * way a batch cannot keep, so a file written for OpenAI never runs quietly as something else.
  */
 function checkUnsupported(source: JsonObject, prefix: string, add: AddProblem): void {
-  const { n, stream, tools, functions, response_format: responseFormat } = source;
+  const { n, stream, functions, function_call: functionCall } = source;
   if (n !== undefined && n !== null && n !== 1) {
     add(`${prefix}n`, `only one completion per request is supported (got ${JSON.stringify(n)})`);
   }
   if (stream === true) add(`${prefix}stream`, 'streaming is not supported in a batch');
-  for (const [name, value] of [
-    ['tools', tools],
-    ['functions', functions],
-  ] as const) {
-    if (value !== undefined && value !== null && !(Array.isArray(value) && value.length === 0)) {
-      add(`${prefix}${name}`, 'tool calling is not supported in a batch');
-    }
+  if (functions !== undefined && functions !== null) {
+    add(`${prefix}functions`, 'the legacy "functions" field is not supported: give the same as "tools"');
   }
-  if (responseFormat !== undefined && responseFormat !== null) {
-    if (!(isObject(responseFormat) && responseFormat.type === 'text')) {
-      add(
-        `${prefix}response_format`,
-        'only plain text answers are supported (response_format must be omitted)',
-      );
-    }
+  if (functionCall !== undefined && functionCall !== null) {
+    add(`${prefix}function_call`, 'the legacy "function_call" field is not supported: use "tool_choice"');
   }
-}
-
-/** Turns array contents (`[{type: 'text', text}]`) into plain strings; Maritaca takes text only. */
-function convertMessages(messages: unknown, field: string, add: AddProblem): unknown {
-  if (!Array.isArray(messages)) return messages;
-  return messages.map((message: unknown, i) => {
-    if (!isObject(message) || !Array.isArray(message.content)) return message;
-    const texts: string[] = [];
-    message.content.forEach((part: unknown, j) => {
-      const where = `${field}[${i}].content[${j}]`;
-      if (!isObject(part)) add(where, 'must be an object such as {"type": "text", "text": "..."}');
-      else if (part.type !== 'text') {
-        add(`${where}.type`, `only text parts are supported (got ${JSON.stringify(part.type)})`);
-      } else if (typeof part.text !== 'string') add(`${where}.text`, 'must be a string');
-      else texts.push(part.text);
-    });
-    // A bad part is reported above; a placeholder keeps the schema from reporting the same content twice.
-    return { ...message, content: texts.join('\n') };
-  });
 }
 
 /** A line turned into a request-shaped object, plus where each request field came from in the line. */
@@ -232,12 +214,18 @@ function convertOpenAILine(line: JsonObject, add: AddProblem): Converted | undef
   return {
     candidate: withDefined([
       ['id', optional(line, 'custom_id')],
-      ['messages', convertMessages(body.messages, 'body.messages', add)],
+      ['messages', optional(body, 'messages')],
       ['model', optional(body, 'model')],
       ['maxTokens', maxTokens.value],
       ['temperature', optional(body, 'temperature')],
       ['topP', optional(body, 'top_p')],
       ['stop', optional(body, 'stop')],
+      ['tools', optional(body, 'tools')],
+      ['toolChoice', optional(body, 'tool_choice')],
+      ['responseFormat', optional(body, 'response_format')],
+      ['seed', optional(body, 'seed')],
+      ['frequencyPenalty', optional(body, 'frequency_penalty')],
+      ['presencePenalty', optional(body, 'presence_penalty')],
     ]),
     fields: {
       id: 'custom_id',
@@ -247,6 +235,12 @@ function convertOpenAILine(line: JsonObject, add: AddProblem): Converted | undef
       temperature: 'body.temperature',
       topP: 'body.top_p',
       stop: 'body.stop',
+      tools: 'body.tools',
+      toolChoice: 'body.tool_choice',
+      responseFormat: 'body.response_format',
+      seed: 'body.seed',
+      frequencyPenalty: 'body.frequency_penalty',
+      presencePenalty: 'body.presence_penalty',
     },
   };
 }
@@ -255,15 +249,25 @@ function convertShortLine(line: JsonObject, add: AddProblem): Converted {
   checkUnsupported(line, '', add);
   const maxTokens = pickAlias(line, ['maxTokens', 'max_tokens'], '', add);
   const topP = pickAlias(line, ['topP', 'top_p'], '', add);
+  const toolChoice = pickAlias(line, ['toolChoice', 'tool_choice'], '', add);
+  const responseFormat = pickAlias(line, ['responseFormat', 'response_format'], '', add);
+  const frequencyPenalty = pickAlias(line, ['frequencyPenalty', 'frequency_penalty'], '', add);
+  const presencePenalty = pickAlias(line, ['presencePenalty', 'presence_penalty'], '', add);
   return {
     candidate: withDefined([
       ['id', optional(line, 'id')],
-      ['messages', convertMessages(line.messages, 'messages', add)],
+      ['messages', optional(line, 'messages')],
       ['model', optional(line, 'model')],
       ['maxTokens', maxTokens.value],
       ['temperature', optional(line, 'temperature')],
       ['topP', topP.value],
       ['stop', optional(line, 'stop')],
+      ['tools', optional(line, 'tools')],
+      ['toolChoice', toolChoice.value],
+      ['responseFormat', responseFormat.value],
+      ['seed', optional(line, 'seed')],
+      ['frequencyPenalty', frequencyPenalty.value],
+      ['presencePenalty', presencePenalty.value],
     ]),
     fields: {
       id: 'id',
@@ -273,6 +277,12 @@ function convertShortLine(line: JsonObject, add: AddProblem): Converted {
       temperature: 'temperature',
       topP: topP.field,
       stop: 'stop',
+      tools: 'tools',
+      toolChoice: toolChoice.field,
+      responseFormat: responseFormat.field,
+      seed: 'seed',
+      frequencyPenalty: frequencyPenalty.field,
+      presencePenalty: presencePenalty.field,
     },
   };
 }
@@ -368,6 +378,9 @@ export function parseBatchJsonl(text: string, options: ParseBatchJsonlOptions = 
       continue;
     }
     if (unknownModel) continue;
+    const extra = options.requestIssues?.(validated.value) ?? [];
+    for (const issue of extra) add(toFilePath(issue.path, fields), issue.message);
+    if (extra.length > 0) continue;
     requests.push(validated.value);
     if (validated.value.model !== undefined) models.add(validated.value.model);
   }
@@ -461,7 +474,13 @@ export function toOpenAIBatchOutputLine(outcome: RequestOutcome, batchId: string
           model: llmOutput.model,
           choices: generations.map((generation, index) => ({
             index,
-            message: { role: 'assistant', content: generation.text },
+            message: generation.message.tool_calls
+              ? {
+                  role: 'assistant',
+                  content: generation.text === '' ? null : generation.text,
+                  tool_calls: generation.message.tool_calls,
+                }
+              : { role: 'assistant', content: generation.text },
             finish_reason: generation.generationInfo.finishReason,
           })),
           usage: {

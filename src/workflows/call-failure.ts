@@ -16,6 +16,8 @@ export interface DescribedFailure {
   retryable: boolean;
   /** `unknown` when Maritaca may have billed the call although no answer came back. */
   billing?: 'unknown';
+  /** What Maritaca billed for an answer that came back but did not match its schema. */
+  billedCost?: number;
 }
 
 /**
@@ -36,6 +38,7 @@ export function describeCallFailure(err: unknown, maximumAttempts: number): Desc
     };
     if (details.retryAfterMs !== undefined) described.retryAfterMs = details.retryAfterMs;
     if (details.billing === 'unknown') described.billing = 'unknown';
+    if (details.billedCost !== undefined) described.billedCost = details.billedCost;
     return described;
   }
   if (cause instanceof TimeoutFailure) {

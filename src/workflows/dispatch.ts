@@ -1,6 +1,7 @@
 import { CancellationScope, condition, isCancellation, log } from '@temporalio/workflow';
 import {
   BLOCKED_STATE,
+  DEFAULT_STRUCTURED_OUTPUT_RETRIES,
   FailureTypes,
   decideDispatch,
   type BatchOptions,
@@ -182,7 +183,7 @@ export class Dispatcher {
           index,
           ok: true,
           result: output.result,
-          attempts: output.attempt + state.priorAttemptsOf(index),
+          attempts: output.attempt + state.priorAttemptsOf(index) + state.reasksOf(index),
           cost: output.cost,
         });
       }
@@ -199,12 +200,23 @@ export class Dispatcher {
       const { error, retryAfterMs } = failure;
       // With workflow retries every call is one attempt; before, Temporal's retries were inside it.
       const attemptsSoFar = (workflowRetries ? 1 : failure.attempts) + state.priorAttemptsOf(index);
+      const reasked = state.reasksOf(index);
       if (workflowRetries && failure.billing === 'unknown') state.callOutcomeUnknown(index);
       const holdMs = retryAfterMs ?? DEFAULT_RATE_LIMIT_HOLD_MS;
       // A 429 goes back to the queue while attempts remain; anything else is the request's outcome.
       if (
         error.type === FailureTypes.RateLimited &&
         state.callRateLimited(item, holdMs, attemptsSoFar, maximumAttempts)
+      ) {
+        return;
+      }
+      if (
+        error.type === FailureTypes.InvalidStructuredOutput &&
+        state.callAnsweredOff(
+          item,
+          failure.billedCost,
+          options.structuredOutputRetries ?? DEFAULT_STRUCTURED_OUTPUT_RETRIES,
+        )
       ) {
         return;
       }
@@ -218,7 +230,7 @@ export class Dispatcher {
         index,
         ok: false,
         error,
-        attempts: attemptsSoFar,
+        attempts: attemptsSoFar + reasked,
       };
       const record = async (): Promise<void> => {
         book.keep(outcome);
@@ -235,7 +247,7 @@ export class Dispatcher {
       }
       this.settle(index);
       if (!options.returnExceptions && !this.fatal) {
-        this.fatal = { id: call.requestId, index, error, attempts: attemptsSoFar };
+        this.fatal = { id: call.requestId, index, error, attempts: attemptsSoFar + reasked };
         this.callScope.cancel();
       }
     } finally {

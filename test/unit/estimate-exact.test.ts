@@ -3,7 +3,7 @@
  * says so; the heuristic remains for models without one.
  */
 import { estimateBatchCost, estimateMessageTokens } from '../../src';
-import { contentTokenBound, countingOf } from '../../src/activities/estimate-cost';
+import { countingOf, textTokenBound } from '../../src/activities/estimate-cost';
 import {
   MESSAGE_OVERHEAD_TOKENS,
   REQUEST_OVERHEAD_TOKENS,
@@ -43,7 +43,7 @@ describe('exact token counts in the estimate', () => {
   });
 
   test('a prompt without a tokenizer is bounded by one token per UTF-8 byte', () => {
-    expect(contentTokenBound([{ role: 'user', content: 'ação 🙂' }])).toBe(Buffer.byteLength('ação 🙂'));
+    expect(textTokenBound(['ação 🙂'])).toBe(Buffer.byteLength('ação 🙂'));
   });
 
   test('without a model the heuristic counts, as before', () => {

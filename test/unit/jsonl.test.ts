@@ -105,6 +105,8 @@ describe('parseBatchJsonl: accepted files', () => {
         temperature: 0.2,
         topP: 0.9,
         stop: ['FIM'],
+        responseFormat: { type: 'text' },
+        seed: 7,
       },
     ]);
   });
@@ -125,7 +127,7 @@ describe('parseBatchJsonl: accepted files', () => {
     expect(parseBatchJsonl(both).requests[0]?.maxTokens).toBe(77);
   });
 
-  test('joins text content parts with newlines', () => {
+  test('keeps content blocks as Maritaca takes them', () => {
     const text = openai({
       messages: [
         {
@@ -137,7 +139,15 @@ describe('parseBatchJsonl: accepted files', () => {
         },
       ],
     });
-    expect(parseBatchJsonl(text).requests[0]?.messages).toEqual([user('Primeira parte\nSegunda parte')]);
+    expect(parseBatchJsonl(text).requests[0]?.messages).toEqual([
+      {
+        role: 'user',
+        content: [
+          { type: 'text', text: 'Primeira parte' },
+          { type: 'text', text: 'Segunda parte' },
+        ],
+      },
+    ]);
   });
 
   test('reads a file mixing both formats', () => {
@@ -178,8 +188,8 @@ describe('parseBatchJsonl: problems', () => {
     expect(err.message).toBe(
       [
         'Invalid batch file (2 problems):',
-        'line 2: body.messages[0].role: must be one of system, user, assistant',
-        'line 3: messages[0].role: must be one of system, user, assistant',
+        'line 2: body.messages[0].role: must be one of system, user, assistant, tool',
+        'line 3: messages[0].role: must be one of system, user, assistant, tool',
       ].join('\n'),
     );
     expect(err.truncated).toBe(false);
@@ -221,30 +231,30 @@ describe('parseBatchJsonl: problems', () => {
       openai({ messages: [user('a')], n: 2 }, { custom_id: 'a' }),
       openai({ messages: [user('a')], stream: true }, { custom_id: 'b' }),
       openai(
-        { messages: [user('a')], tools: [{ type: 'function', function: { name: 'f' } }] },
+        { messages: [user('a')], functions: [{ name: 'f', parameters: { type: 'object' } }] },
         { custom_id: 'c' },
       ),
-      openai({ messages: [user('a')], response_format: { type: 'json_object' } }, { custom_id: 'd' }),
+      openai({ messages: [user('a')], function_call: 'auto' }, { custom_id: 'd' }),
       JSON.stringify({ id: 'e', messages: [user('a')], n: 3 }),
     ].join('\n');
     expect(problemsOf(text).map((p) => [p.line, p.field])).toEqual([
       [1, 'body.n'],
       [2, 'body.stream'],
-      [3, 'body.tools'],
-      [4, 'body.response_format'],
+      [3, 'body.functions'],
+      [4, 'body.function_call'],
       [5, 'n'],
     ]);
     expect(problemsOf(text)[0]?.message).toBe('only one completion per request is supported (got 2)');
   });
 
-  test('refuses non-text content parts', () => {
+  test('refuses content parts Maritaca does not take, naming them', () => {
     const text = openai({
       messages: [
         {
           role: 'user',
           content: [
-            { type: 'text', text: 'Descreva a imagem' },
-            { type: 'image_url', image_url: { url: 'https://example.com/a.png' } },
+            { type: 'text', text: 'Descreva o áudio' },
+            { type: 'input_audio', input_audio: { data: 'AAAA', format: 'wav' } },
           ],
         },
       ],
@@ -253,7 +263,7 @@ describe('parseBatchJsonl: problems', () => {
       {
         line: 1,
         field: 'body.messages[0].content[1].type',
-        message: 'only text parts are supported (got "image_url")',
+        message: 'must be a {"type": "text"}, {"type": "image"} or {"type": "image_url"} block',
       },
     ]);
     const short = JSON.stringify({ messages: [{ role: 'user', content: [{ type: 'text', text: 3 }] }] });

@@ -178,9 +178,10 @@ describe('estimateMessageTokens', () => {
     expect(REQUEST_OVERHEAD_TOKENS).toBe(3);
     const question = 'Qual é a capital do Paraná?';
     expect(estimateMessageTokens([user(question)])).toBe(estimateTextTokens(question) + 5 + 3);
-    const system: ChatMessage = { role: 'system', content: 'Responda em português.' };
+    const systemText = 'Responda em português.';
+    const system: ChatMessage = { role: 'system', content: systemText };
     expect(estimateMessageTokens([system, user(question)])).toBe(
-      estimateTextTokens(system.content) + estimateTextTokens(question) + 2 * 5 + 3,
+      estimateTextTokens(systemText) + estimateTextTokens(question) + 2 * 5 + 3,
     );
   });
 
@@ -207,7 +208,7 @@ describe('accuracy on the bench corpus (bench/fixtures/prompts.jsonl)', () => {
     .map((line) => JSON.parse(line) as Prompt);
 
   const errors = prompts.map((p) => {
-    const estimate = p.messages.reduce((sum, m) => sum + estimateTextTokens(m.content), 0);
+    const estimate = p.messages.reduce((sum, m) => sum + estimateTextTokens(String(m.content)), 0);
     return { lang: p.lang, real: p.realTokens, estimate, error: (estimate - p.realTokens) / p.realTokens };
   });
 
