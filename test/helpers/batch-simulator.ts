@@ -79,6 +79,8 @@ export type SimEvent =
   | { kind: 'fail'; pick: number }
   /** The call's outcome is unknown (timed out, worker lost): counted at its worst case, then retried. */
   | { kind: 'lost'; pick: number }
+  /** Answered and billed (up to the reservation), but not with the JSON asked for: asked again, at most twice. */
+  | { kind: 'offSchema'; pick: number; costFraction: number }
   | { kind: 'approve'; extra: number }
   | { kind: 'pause' }
   | { kind: 'resume' }
@@ -216,6 +218,11 @@ export class BatchSimulator {
       case 'lost': {
         const call = this.pick(event.pick);
         if (call) this.lost(call);
+        break;
+      }
+      case 'offSchema': {
+        const call = this.pick(event.pick);
+        if (call) this.offSchema(call, event.costFraction);
         break;
       }
       case 'approve':
@@ -414,6 +421,21 @@ export class BatchSimulator {
     const attemptsSoFar = 1 + this.state.priorAttemptsOf(item.index);
     if (attemptsSoFar < this.scenario.maximumAttempts) {
       this.state.callRetrying(item, attemptsSoFar, this.clock + 1_000);
+      this.records[item.index]!.requeues += 1;
+      this.leave(call);
+    } else {
+      this.state.callFailed(item.index);
+      this.settled(call);
+    }
+    this.state.callEnded(item.index);
+  }
+
+  /** The answer is billed but does not match its schema: asked again while re-asks remain, else failed. */
+  private offSchema(call: InFlightCall, costFraction: number): void {
+    const { item } = call;
+    const cost = Math.floor(costFraction * Math.round(call.reserved * 1e6)) / 1e6;
+    this.spent += cost;
+    if (this.state.callAnsweredOff(item, cost, 2)) {
       this.records[item.index]!.requeues += 1;
       this.leave(call);
     } else {
@@ -690,6 +712,14 @@ export const simEventArb: fc.Arbitrary<SimEvent> = fc.oneof(
   },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('fail' as const), pick: fc.nat(20) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('lost' as const), pick: fc.nat(20) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant('offSchema' as const),
+      pick: fc.nat(20),
+      costFraction: fraction,
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('approve' as const), extra: money(100_000) }) },
   { weight: 1, arbitrary: fc.constant({ kind: 'pause' as const }) },
   { weight: 1, arbitrary: fc.constant({ kind: 'resume' as const }) },
@@ -758,8 +788,9 @@ export function exactScenarioArb(budget: 'estimate' | 'random'): fc.Arbitrary<Si
     }));
 }
 
-/** Events of a batch whose every call is billed as Maritaca reports it: no lost calls, no extra approvals. */
+/** Events of a batch billed once per request as Maritaca reports it: no lost calls, no re-asks, no extra approvals. */
 export const billedEventsArb: fc.Arbitrary<SimEvent[]> = fc.array(
-  simEventArb.filter((e) => e.kind !== 'lost' && e.kind !== 'approve'),
+  // Lost calls and re-asks are billed beyond the estimate: the estimate cannot cover them.
+  simEventArb.filter((e) => e.kind !== 'lost' && e.kind !== 'offSchema' && e.kind !== 'approve'),
   { maxLength: 80 },
 );
