@@ -7,6 +7,7 @@ import { readStructured } from './structured-output';
 import type { BatchStore } from '../store';
 import {
   FailureTypes,
+  HEARTBEAT_TIMEOUT_FACTOR,
   priceOf,
   sentResponseFormat,
   type PriceTable,
@@ -25,7 +26,10 @@ export interface MaritacaConnectionOptions {
   baseURL: string;
   /** Per-call HTTP timeout in milliseconds. */
   requestTimeoutMs?: number;
-  /** How often a running call heartbeats, so cancellation reaches it quickly. Default 1000 ms. */
+  /**
+   * How often a running call heartbeats. Default: what the batch chose (`heartbeatInterval`,
+   * read back from the activity's heartbeat timeout), else 1 s.
+   */
   heartbeatIntervalMs?: number;
   /** Where answers go for calls that ask for it (`store` input). */
   store?: BatchStore;
@@ -99,12 +103,15 @@ export function createCallMaritaca(connection: MaritacaConnectionOptions) {
   });
   const scrub = (text: string): string =>
     connection.apiKey ? text.split(connection.apiKey).join('[redacted]') : text;
-  const heartbeatIntervalMs = connection.heartbeatIntervalMs ?? 1000;
 
   /** Calls Maritaca once; failures are mapped to retryable or non-retryable `ApplicationFailure`s. */
   return async function callMaritaca(input: CallMaritacaInput): Promise<CallMaritacaOutput> {
     const ctx = Context.current();
     const attempt = ctx.info.attempt;
+    const timeoutMs = ctx.info.heartbeatTimeoutMs;
+    const heartbeatIntervalMs =
+      connection.heartbeatIntervalMs ?? (timeoutMs ? timeoutMs / HEARTBEAT_TIMEOUT_FACTOR : 1000);
+    // No heartbeat at the start: a call shorter than the interval costs no heartbeat action.
     const heartbeat = setInterval(() => ctx.heartbeat(), heartbeatIntervalMs);
     try {
       const completion = await client.chat.completions.create(

@@ -55,5 +55,15 @@ export const MessageNames = {
  */
 export const DEFAULT_IMAGE_TOKEN_BOUND = 2000;
 
+/**
+ * How often a running Maritaca call heartbeats, unless a batch sets `heartbeatInterval`. Each
+ * heartbeat is a Temporal action; a cancel reaches a call at its next heartbeat, and a call
+ * whose worker died is retried once 1.5 intervals pass without one.
+ */
+export const DEFAULT_HEARTBEAT_INTERVAL_MS = 20_000;
+
+/** Heartbeat timeout of a Maritaca call, as a multiple of its heartbeat interval. */
+export const HEARTBEAT_TIMEOUT_FACTOR = 1.5;
+
 /** Times an answer that does not match the requested JSON is asked again, unless a batch says otherwise. */
 export const DEFAULT_STRUCTURED_OUTPUT_RETRIES = 2;

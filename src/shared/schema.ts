@@ -218,6 +218,10 @@ export const batchOptionsSchema = z.object({
   autoApproveBelow: z.number().nonnegative().optional(),
   approvalTimeout: durationSchema.optional(),
   requestTimeout: durationSchema.optional(),
+  // The trade-off between Temporal actions and how fast a cancel or a lost worker is noticed.
+  heartbeatInterval: durationSchema
+    .refine((v) => (parseDurationMs(v) ?? 0) >= 1000, { error: 'must be at least 1 second' })
+    .optional(),
   retry: retryOptionsSchema.optional(),
   rateLimit: rateLimitSchema.optional(),
   ...chatFeatureFields,

@@ -6,7 +6,9 @@ import {
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
 import {
+  DEFAULT_HEARTBEAT_INTERVAL_MS,
   DEFAULT_REQUEST_TIMEOUT_MS,
+  HEARTBEAT_TIMEOUT_FACTOR,
   DEFAULT_RETRY,
   FailureTypes,
   NON_RETRYABLE_FAILURE_TYPES,
@@ -26,7 +28,10 @@ export function callOptionsOf(options: BatchOptions): ActivityOptions {
   return {
     startToCloseTimeout:
       (parseDurationMs(options.requestTimeout) ?? DEFAULT_REQUEST_TIMEOUT_MS) + ACTIVITY_TIMEOUT_MARGIN_MS,
-    heartbeatTimeout: '10 seconds',
+    // The call heartbeats every interval (it reads the interval back from this timeout).
+    heartbeatTimeout:
+      (parseDurationMs(options.heartbeatInterval) ?? DEFAULT_HEARTBEAT_INTERVAL_MS) *
+      HEARTBEAT_TIMEOUT_FACTOR,
     // Cancelling the batch must abort the HTTP calls before it reports back, so nothing keeps running.
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     retry: {

@@ -226,7 +226,12 @@ describe('maritacaBatch on a real dev server and fake Maritaca', () => {
 
   test('cancel aborts the calls in flight and returns the results so far', async () => {
     ctx.fake.configure({ latencyMs: 60_000 });
-    const handle = await ctx.batches.start(questions(6), { maxConcurrency: 2, autoApproveBelow: 100 });
+    // A short heartbeat interval: the cancel reaches the calls at their next heartbeat.
+    const handle = await ctx.batches.start(questions(6), {
+      maxConcurrency: 2,
+      autoApproveBelow: 100,
+      heartbeatInterval: '1s',
+    });
     await waitFor(
       async () => ctx.fake.stats(),
       (s) => s.currentConcurrency === 2,
