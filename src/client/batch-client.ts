@@ -70,6 +70,7 @@ import {
   seedRequests,
   seedSlot,
   type SeedBatchOptions,
+  type SeedEstimateOptions,
   type SeedInput,
 } from './seed-helpers';
 import {
@@ -394,6 +395,13 @@ export class MaritacaBatchClient {
    *   { maxConcurrency: 3 },
    * );
    * console.log(results[0].generations[0].message.content);
+   *
+   * @example
+   * // Extraction, as with LangChain's with_structured_output: each value is in `parsed`.
+   * const pessoas = await batches.abatchWithConcurrency([['human', 'João tem 25 anos']], {
+   *   structuredOutput: { schema: { title: 'Pessoa', type: 'object', properties: { nome: { type: 'string' } } } },
+   * });
+   * console.log(parsedOf(pessoas[0]));
    */
   async abatchWithConcurrency(
     inputs: readonly SeedInput[],
@@ -452,7 +460,7 @@ export class MaritacaBatchClient {
    */
   async abatchEstimateCost(
     inputs: readonly SeedInput[],
-    options: { maxOutputTokens?: number; model?: string } = {},
+    options: SeedEstimateOptions = {},
   ): Promise<BatchEstimate> {
     return estimateSeedInputs(inputs, options, this.prices);
   }
@@ -465,6 +473,8 @@ export class MaritacaBatchClient {
   ): Promise<BatchHandle> {
     const requests = seedRequests(inputs, options);
     const batchOptions = seedBatchOptions(options, returnExceptions);
+    // Validated before the estimate below, which would trip over a malformed message.
+    validateBatchInput({ requests, options: batchOptions }, { prices: this.prices });
     // The guide's functions never stop for money: approve the batch's provable worst case.
     const budget =
       options.budget ?? estimateBatchCost(estimateInputOf(requests, batchOptions), this.prices).maxCost;
