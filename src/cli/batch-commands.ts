@@ -49,7 +49,7 @@ import {
   waitingHint,
 } from './output';
 import { chatFeatureIssues } from '../client/chat-features';
-import { watchBatch } from './watch';
+import { nextPollDelay, watchBatch } from './watch';
 import { cliPriceTable } from './prices-flag';
 
 /** Files larger than this go by reference, well under Temporal's 2 MB payload limit. */
@@ -481,7 +481,12 @@ export function registerBatchCommands(program: Command): void {
       '--watch',
       'follow until the batch ends (a live bar on a terminal, one line per change on a pipe)',
     )
-    .option('--interval <ms>', 'milliseconds between reads with --watch', positiveInteger, 500)
+    .option(
+      '--interval <ms>',
+      'milliseconds between reads with --watch after a change (doubling to 5 s while nothing changes)',
+      positiveInteger,
+      500,
+    )
     .option('--json', 'print the progress as JSON (one object per line with --watch)')
     .action(
       async (
@@ -504,13 +509,15 @@ export function registerBatchCommands(program: Command): void {
           }
           if (opts.json) {
             let last = '';
+            let delayMs = opts.interval;
             for (;;) {
               const progress = await handle.progress();
               const key = JSON.stringify({ ...progress, updatedAt: undefined });
               if (key !== last) print(progress);
+              delayMs = nextPollDelay(delayMs, key !== last, opts.interval);
               last = key;
               if (FINAL_STATUSES.includes(progress.status)) return endedBatch(batchId, progress);
-              await new Promise((resolve) => setTimeout(resolve, opts.interval));
+              await new Promise((resolve) => setTimeout(resolve, delayMs));
             }
           }
           const final = await watchBatch(handle, { intervalMs: opts.interval });

@@ -3,9 +3,22 @@ import type { BatchHandle } from '../client';
 import type { BatchProgress } from '../shared';
 import { FINAL_STATUSES, brl, progressLine, waitingHint } from './output';
 
+/** Longest wait between two reads of a batch that is not changing. */
+const MAX_POLL_MS = 5_000;
+
+/**
+ * Wait before the next read of a batch's progress: `intervalMs` after a change, doubling (up to
+ * 5 s, or `intervalMs` if longer) while nothing changes. Every query is a Temporal action, and a
+ * batch waiting for a person or a long call changes rarely.
+ */
+export function nextPollDelay(previousMs: number, changed: boolean, intervalMs: number): number {
+  if (changed) return intervalMs;
+  return Math.min(Math.max(MAX_POLL_MS, intervalMs), previousMs * 2);
+}
+
 /** Options of {@link watchBatch}. */
 export interface WatchOptions {
-  /** Milliseconds between progress queries (default 500). */
+  /** Milliseconds between progress queries after a change (default 500); doubles, up to 5 s, while nothing changes. */
   intervalMs?: number;
   /** Draw a live bar (a terminal) or print a line per change (a pipe). Default: `process.stdout.isTTY`. */
   tty?: boolean;
@@ -39,8 +52,13 @@ export async function watchBatch(handle: BatchHandle, options: WatchOptions = {}
   let lastLine = '';
   let lastHint: string | null = null;
   let bar: SingleBar | undefined;
+  let delayMs = intervalMs;
+  let lastState = '';
   for (;;) {
     const progress = await handle.progress();
+    const state = `${progress.status}|${progress.updatedAt}|${progress.completed}`;
+    delayMs = nextPollDelay(delayMs, state !== lastState, intervalMs);
+    lastState = state;
     const at = Date.now();
     if (progress.status === 'running' && first === null) first = { at, completed: progress.completed };
     const rate = ratePerMinute(first, progress, at);
@@ -90,6 +108,6 @@ export async function watchBatch(handle: BatchHandle, options: WatchOptions = {}
       bar?.stop();
       return progress;
     }
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+    await new Promise((resolve) => setTimeout(resolve, delayMs));
   }
 }
