@@ -47,6 +47,8 @@ import {
   knownModelsOf,
   parsePriceTable,
   resolveCalls,
+  structuredTarget,
+  DEFAULT_STRUCTURED_OUTPUT_RETRIES,
   type PriceTable,
 } from '../shared';
 import { loadPriceTable } from '../pricing';
@@ -475,9 +477,14 @@ export class MaritacaBatchClient {
     const batchOptions = seedBatchOptions(options, returnExceptions);
     // Validated before the estimate below, which would trip over a malformed message.
     validateBatchInput({ requests, options: batchOptions }, { prices: this.prices });
-    // The guide's functions never stop for money: approve the batch's provable worst case.
-    const budget =
-      options.budget ?? estimateBatchCost(estimateInputOf(requests, batchOptions), this.prices).maxCost;
+    // The guide's functions never stop for money: approve the batch's worst case, with every
+    // re-ask a structured answer may need billed on top.
+    const worst = estimateBatchCost(estimateInputOf(requests, batchOptions), this.prices).maxCost;
+    const structured = resolveCalls(requests, batchOptions).some((call) => structuredTarget(call) !== null);
+    const reasks = structured
+      ? (batchOptions.structuredOutputRetries ?? DEFAULT_STRUCTURED_OUTPUT_RETRIES)
+      : 0;
+    const budget = options.budget ?? Math.ceil(worst * (1 + reasks) * 1e9) / 1e9;
     const handle = await this.start(
       requests,
       batchOptions,
