@@ -112,7 +112,11 @@ export function createCallMaritaca(connection: MaritacaConnectionOptions) {
     const heartbeatIntervalMs =
       connection.heartbeatIntervalMs ?? (timeoutMs ? timeoutMs / HEARTBEAT_TIMEOUT_FACTOR : 1000);
     // No heartbeat at the start: a call shorter than the interval costs no heartbeat action.
-    const heartbeat = setInterval(() => ctx.heartbeat(), heartbeatIntervalMs);
+    let heartbeats = 0;
+    const heartbeat = setInterval(() => {
+      heartbeats += 1;
+      ctx.heartbeat();
+    }, heartbeatIntervalMs);
     try {
       const completion = await client.chat.completions.create(
         // Maritaca's message and response-format shapes (image blocks, a local schema kept out)
@@ -192,14 +196,14 @@ export function createCallMaritaca(connection: MaritacaConnectionOptions) {
         await connection.store.appendOutcomes(input.store.results, [
           { id: input.requestId, index: input.store.index, ok: true, result, attempts: attempt, cost },
         ]);
-        return { usage: usageSummary, cost, attempt, ...missing };
+        return { usage: usageSummary, cost, attempt, heartbeats, ...missing };
       }
-      return { result, usage: usageSummary, cost, attempt, ...missing };
+      return { result, usage: usageSummary, cost, attempt, heartbeats, ...missing };
     } catch (err) {
       if (ctx.cancellationSignal.aborted) {
         throw new CancelledFailure('Maritaca call cancelled');
       }
-      throw toFailure(err, attempt, scrub);
+      throw toFailure(err, { attempt, heartbeats }, scrub);
     } finally {
       clearInterval(heartbeat);
     }
@@ -257,7 +261,11 @@ function neverSent(err: unknown): boolean {
 const MAYBE_BILLED_STATUSES = new Set([408, 502, 504]);
 
 /** Maps an SDK error to the `ApplicationFailure` Temporal retries (or not). */
-function toFailure(err: unknown, attempt: number, scrub: (text: string) => string): unknown {
+function toFailure(
+  err: unknown,
+  base: { attempt: number; heartbeats: number },
+  scrub: (text: string) => string,
+): unknown {
   if (err instanceof ApplicationFailure) return err;
   if (err instanceof OpenAI.APIConnectionError) {
     const timedOut = err instanceof OpenAI.APIConnectionTimeoutError;
@@ -265,20 +273,20 @@ function toFailure(err: unknown, attempt: number, scrub: (text: string) => strin
     return ApplicationFailure.create({
       type: FailureTypes.ConnectionError,
       message: scrub(timedOut ? 'Maritaca call timed out' : `Could not reach Maritaca: ${err.message}`),
-      details: [{ attempt, ...billing } satisfies CallFailureDetails],
+      details: [{ ...base, ...billing } satisfies CallFailureDetails],
     });
   }
   if (err instanceof OpenAI.APIError && err.status !== undefined) {
     const status = err.status;
     const message = scrub(err.message);
     const billing = MAYBE_BILLED_STATUSES.has(status) ? { billing: 'unknown' as const } : {};
-    const details: CallFailureDetails[] = [{ status, attempt, ...billing }];
+    const details: CallFailureDetails[] = [{ status, ...base, ...billing }];
     if (status === 429) {
       const delay = retryAfterMs(err.headers);
       return ApplicationFailure.create({
         type: FailureTypes.RateLimited,
         message,
-        details: [{ status, attempt, ...(delay !== undefined ? { retryAfterMs: delay } : {}) }],
+        details: [{ status, ...base, ...(delay !== undefined ? { retryAfterMs: delay } : {}) }],
         ...(delay !== undefined ? { nextRetryDelay: Math.max(delay, 1) } : {}),
       });
     }
@@ -299,6 +307,6 @@ function toFailure(err: unknown, attempt: number, scrub: (text: string) => strin
   return ApplicationFailure.create({
     type: FailureTypes.ConnectionError,
     message,
-    details: [{ attempt, billing: 'unknown' } satisfies CallFailureDetails],
+    details: [{ ...base, billing: 'unknown' } satisfies CallFailureDetails],
   });
 }

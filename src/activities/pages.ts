@@ -1,5 +1,7 @@
 import {
   DEFAULT_MODEL,
+  DEFAULT_TEMPORAL_ACTION_PRICE_USD,
+  expectedTemporalActions,
   BUILT_IN_PRICES,
   addCosts,
   modelPriceOf,
@@ -82,6 +84,11 @@ export async function estimateRequests(
     }
     offset = page.nextByteOffset;
   }
+  // Expected actions are a whole-batch figure: computed once the batch is counted.
+  total.temporalActions = expectedTemporalActions(
+    total.count,
+    input.options.temporalActionPrice ?? DEFAULT_TEMPORAL_ACTION_PRICE_USD,
+  );
   if (counted.size > 0) total.inputTokenCount = counted.size === 1 ? [...counted][0]! : 'mixed';
   return total;
 }

@@ -226,6 +226,13 @@ export function registerBatchCommands(program: Command): void {
             `up to ${estimate.totalOutputTokens} output tokens (${brl(estimate.outputCost)}): estimate ${brl(estimate.totalCost)}, ` +
             `never more than ${brl(estimate.maxCost)} (default model ${estimate.model})`,
         );
+        const actions = estimate.temporalActions;
+        if (actions) {
+          console.log(
+            `Temporal: about ${actions.total} actions, US$ ${actions.costUsd.toFixed(4)} at US$ ${actions.usdPerMillion} per million ` +
+              '(calls answered within one heartbeat interval; each longer interval adds one per call)',
+          );
+        }
       },
     );
 
@@ -615,6 +622,28 @@ export function registerBatchCommands(program: Command): void {
       await withClient(command, async (batches) => {
         const deleted = await batches.purge(batchId);
         console.log(`Deleted ${deleted} object(s) of batch ${batchId} from ${batches.store.url}`);
+      });
+    });
+
+  program
+    .command('actions')
+    .argument('<batchId>')
+    .description('count the Temporal actions a batch used (every run, plus its heartbeats) and their price')
+    .option(
+      '--usd-per-million <usd>',
+      'price of a million actions (default: Temporal Cloud list price, 50)',
+      positiveNumber,
+    )
+    .option('--json', 'print {byType, total, usdPerMillion, costUsd} as one JSON object')
+    .action(async (batchId: string, opts: { usdPerMillion?: number; json?: boolean }, command: Command) => {
+      await withClient(command, async (batches) => {
+        const actions = await batches.getHandle(batchId).temporalActions(opts.usdPerMillion);
+        if (opts.json) return printJson(actions);
+        for (const [type, count] of Object.entries(actions.byType))
+          console.log(`${type.padEnd(20)} ${count}`);
+        console.log(
+          `${'total'.padEnd(20)} ${actions.total}: US$ ${actions.costUsd.toFixed(4)} at US$ ${actions.usdPerMillion} per million`,
+        );
       });
     });
 

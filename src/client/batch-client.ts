@@ -1,4 +1,5 @@
 import { chatFeatureIssues } from './chat-features';
+import { actionsInHistory } from './temporal-actions';
 import { randomUUID } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -48,7 +49,10 @@ import {
   parsePriceTable,
   resolveCalls,
   structuredTarget,
+  withCost,
   DEFAULT_STRUCTURED_OUTPUT_RETRIES,
+  DEFAULT_TEMPORAL_ACTION_PRICE_USD,
+  type TemporalActions,
   type PriceTable,
 } from '../shared';
 import { loadPriceTable } from '../pricing';
@@ -602,6 +606,24 @@ export class BatchHandle {
   /** The batch id (its workflow id). */
   get batchId(): string {
     return this.workflow.workflowId;
+  }
+
+  /**
+   * The Temporal actions the batch used, by type, and their price at `usdPerMillion` (default
+   * Temporal Cloud's list price, US$ 50): counted from the history of every run, plus the
+   * heartbeats its calls reported (known once it has ended). Queries are not counted.
+   *
+   * @example
+   * const { total, costUsd } = await handle.temporalActions(); // e.g. 63 actions, US$ 0.00315
+   */
+  async temporalActions(usdPerMillion = DEFAULT_TEMPORAL_ACTION_PRICE_USD): Promise<TemporalActions> {
+    const byType = await this.call(() => actionsInHistory(this.workflow));
+    const { status } = await this.call(() => this.workflow.describe());
+    if (status.name === 'COMPLETED') {
+      const { heartbeats } = await this.resultWithoutOutcomes();
+      if (heartbeats) byType.heartbeat = heartbeats;
+    }
+    return withCost(byType, usdPerMillion);
   }
 
   /** The cost estimate, or `null` while it is being computed. */

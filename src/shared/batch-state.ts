@@ -75,6 +75,8 @@ function carriedDefaults(maxConcurrency: number) {
     retryQueue: [] as QueuedRetry[],
     /** Attempts spent in earlier executions of a request (each 429 ends one). */
     priorAttempts: {} as Record<string, number>,
+    /** Heartbeats Maritaca calls reported sending (Temporal actions the history does not show). */
+    heartbeats: 0,
     /** Times a request's answer did not match its requested JSON and it was asked again. */
     reasks: {} as Record<string, number>,
     results: null as ResultsRef | null,
@@ -405,6 +407,11 @@ export class BatchState {
     this.d.retryQueue.push({ ...item, notBefore: 0 });
     this.ledger.requeue(index, item.cost, item.maxCost);
     return true;
+  }
+
+  /** Adds heartbeats a call reported (no change worth telling anyone about). */
+  countHeartbeats(count: number | undefined): void {
+    if (count) this.d.heartbeats += count;
   }
 
   /** Times a request was asked again for an answer that did not match its JSON. */

@@ -67,3 +67,6 @@ export const HEARTBEAT_TIMEOUT_FACTOR = 1.5;
 
 /** Times an answer that does not match the requested JSON is asked again, unless a batch says otherwise. */
 export const DEFAULT_STRUCTURED_OUTPUT_RETRIES = 2;
+
+/** Temporal Cloud's list price per million actions (US$), unless a batch sets `temporalActionPrice`. */
+export const DEFAULT_TEMPORAL_ACTION_PRICE_USD = 50;

@@ -57,4 +57,6 @@ export interface CallFailureDetails {
   billing?: 'unknown';
   /** What the failed call cost when Maritaca answered and billed it (an answer that did not match its schema). */
   billedCost?: number;
+  /** Heartbeats the call sent before it failed (each a Temporal action). */
+  heartbeats?: number;
 }

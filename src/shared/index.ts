@@ -14,3 +14,4 @@ export * from './dispatch-policy';
 export * from './batch-state';
 export * from './template-overhead';
 export * from './chat-content';
+export * from './temporal-actions';

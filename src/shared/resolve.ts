@@ -60,6 +60,9 @@ export function estimateInputOf(
     model: options.model ?? DEFAULT_MODEL,
     ...(options.templateOverhead ? { templateOverhead: options.templateOverhead } : {}),
     ...(options.imageTokenBound ? { imageTokenBound: options.imageTokenBound } : {}),
+    ...(options.temporalActionPrice !== undefined
+      ? { temporalActionPrice: options.temporalActionPrice }
+      : {}),
     requests: resolveCalls(requests, options).map(
       ({ messages, model, maxTokens, tools, responseFormat }) => ({
         messages,
@@ -87,5 +90,6 @@ export function publicEstimate(detailed: DetailedEstimate): BatchEstimate {
     ...(detailed.inputTokenCount ? { inputTokenCount: detailed.inputTokenCount } : {}),
     ...(detailed.toolTokens ? { toolTokens: detailed.toolTokens } : {}),
     ...(detailed.images ? { images: detailed.images, imageTokens: detailed.imageTokens ?? 0 } : {}),
+    ...(detailed.temporalActions ? { temporalActions: detailed.temporalActions } : {}),
   };
 }

@@ -227,6 +227,8 @@ export const batchOptionsSchema = z.object({
   ...chatFeatureFields,
   // Answers that do not match the requested JSON are asked again this many times (default 2).
   structuredOutputRetries: z.number().int().min(0).max(10).optional(),
+  // US$ per million Temporal actions, for the orchestration's cost in the estimate (default 50).
+  temporalActionPrice: z.number().nonnegative().optional(),
   // Tokens counted for each image in the estimate and the reservations (default 2000).
   imageTokenBound: z.number().int().positive().max(1_000_000).optional(),
   // The chat template's tokens to count before the batch has learned them from its own answers.

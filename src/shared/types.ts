@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import type { TemplateOverhead } from './template-overhead';
+import type { TemporalActions } from './temporal-actions';
 import type {
   approveBudgetSchema,
   approveSchema,
@@ -79,6 +80,12 @@ export interface BatchEstimate {
   /** Images in the prompts, and the tokens counted for them at the per-image bound (part of `totalInputTokens`). */
   images?: number;
   imageTokens?: number;
+  /**
+   * The Temporal actions the batch is expected to take (calls within one heartbeat interval,
+   * nothing failing) and their price at Temporal Cloud's rate: the orchestration's bill beside
+   * Maritaca's. Absent in estimates of earlier versions.
+   */
+  temporalActions?: TemporalActions;
 }
 
 /** How an estimate counted input tokens (see {@link BatchEstimate.inputTokenCount}). */
@@ -249,6 +256,11 @@ export interface BatchResult {
   unconfirmedCost?: number;
   /** Template overhead learned from this batch's answers, per model. */
   templateOverhead?: Record<string, TemplateOverhead>;
+  /**
+   * Heartbeats the batch's Maritaca calls sent: Temporal actions its history does not show
+   * (`BatchHandle.temporalActions()` adds them to what the history does).
+   */
+  heartbeats?: number;
 }
 
 /** Input of the `callMaritaca` activity: one fully resolved chat completion request. */
@@ -290,6 +302,8 @@ export interface CallMaritacaOutput {
   cost: number;
   /** Attempt number that succeeded (1 for the first try). */
   attempt: number;
+  /** Heartbeats the call sent (each a Temporal action). */
+  heartbeats?: number;
 }
 
 /** Input of the `estimateCost` activity. */
@@ -303,6 +317,8 @@ export interface EstimateCostInput {
   }[];
   /** Tokens counted for each image (default: `DEFAULT_IMAGE_TOKEN_BOUND`). */
   imageTokenBound?: number;
+  /** US$ per million Temporal actions (default: `DEFAULT_TEMPORAL_ACTION_PRICE_USD`). */
+  temporalActionPrice?: number;
   /** Default model, reported in the estimate. */
   model: string;
   /** Template overhead to count (default: `DEFAULT_TEMPLATE_OVERHEAD`). */

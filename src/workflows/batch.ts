@@ -194,6 +194,7 @@ function finish({ state, reporter, book, total }: BatchRun, status: BatchStatus)
     runs: s.run,
     counts: { total, succeeded: s.succeeded, failed: s.failed },
     ...(state.unconfirmedCost > 0 ? { unconfirmedCost: state.unconfirmedCost } : {}),
+    ...(s.heartbeats > 0 ? { heartbeats: s.heartbeats } : {}),
     ...(Object.keys(s.templateOverheads).length > 0 ? { templateOverhead: state.learnedOverhead() } : {}),
   };
 }

@@ -18,6 +18,8 @@ export interface DescribedFailure {
   billing?: 'unknown';
   /** What Maritaca billed for an answer that came back but did not match its schema. */
   billedCost?: number;
+  /** Heartbeats the call sent before it failed. */
+  heartbeats?: number;
 }
 
 /**
@@ -39,6 +41,7 @@ export function describeCallFailure(err: unknown, maximumAttempts: number): Desc
     if (details.retryAfterMs !== undefined) described.retryAfterMs = details.retryAfterMs;
     if (details.billing === 'unknown') described.billing = 'unknown';
     if (details.billedCost !== undefined) described.billedCost = details.billedCost;
+    if (details.heartbeats) described.heartbeats = details.heartbeats;
     return described;
   }
   if (cause instanceof TimeoutFailure) {

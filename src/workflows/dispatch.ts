@@ -187,6 +187,7 @@ export class Dispatcher {
           cost: output.cost,
         });
       }
+      state.countHeartbeats(output.heartbeats);
       state.callSucceeded(item, output);
       this.settle(index);
     } catch (err) {
@@ -197,6 +198,7 @@ export class Dispatcher {
         return;
       }
       const failure = describeCallFailure(err, maximumAttempts);
+      state.countHeartbeats(failure.heartbeats);
       const { error, retryAfterMs } = failure;
       // With workflow retries every call is one attempt; before, Temporal's retries were inside it.
       const attemptsSoFar = (workflowRetries ? 1 : failure.attempts) + state.priorAttemptsOf(index);

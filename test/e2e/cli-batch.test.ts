@@ -78,6 +78,18 @@ describe('the maritaca-batch CLI driving batches', () => {
     expect(new Set(ids).size).toBe(200);
     for (const line of output) expect(line.response?.status_code).toBe(200);
 
+    // What the orchestration cost: about one action per request.
+    const actions = await cli('actions', batchId, '--json');
+    expect(actions.code).toBe(0);
+    const used = JSON.parse(actions.out) as {
+      total: number;
+      byType: Record<string, number>;
+      usdPerMillion: number;
+    };
+    expect(used.byType.activity_scheduled).toBeGreaterThanOrEqual(200);
+    expect(used.total / 200).toBeLessThan(1.3);
+    expect(used.usdPerMillion).toBe(50);
+
     // On a terminal the same command draws a bar with counts, rate, ETA and spend against the budget.
     const onTerminal = await new Promise<string>((resolve, reject) => {
       const command = [process.execPath, CLI, ...flags, 'status', batchId, '--watch']
