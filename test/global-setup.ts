@@ -3,7 +3,7 @@ import path from 'node:path';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { BATCH_SEARCH_ATTRIBUTES } from '../src/shared/search-attributes';
-import { freePort } from '../src/testing/dev-server';
+import { EAGER_ACTIVITIES_ARGS, freePort } from '../src/testing/dev-server';
 import { ensureMotoServer, startS3Server, type RunningS3Server } from '../src/testing/s3-server';
 import { ensureTemporalCli } from '../src/testing/temporal-cli';
 
@@ -21,6 +21,7 @@ export default async function globalSetup(): Promise<void> {
       ui: true,
       uiPort,
       searchAttributes: BATCH_SEARCH_ATTRIBUTES.map(({ key }) => key),
+      extraArgs: EAGER_ACTIVITIES_ARGS,
     },
   });
   (globalThis as { __temporalTestEnv?: TestWorkflowEnvironment }).__temporalTestEnv = env;

@@ -66,6 +66,12 @@ export async function waitForPort(host: string, port: number, timeoutMs: number)
 }
 
 /**
+ * Dynamic config that lets the server hand a Maritaca call straight back to the worker that
+ * scheduled it (eager activity dispatch): one round trip less per request.
+ */
+export const EAGER_ACTIVITIES_ARGS = ['--dynamic-config-value', 'system.enableActivityEagerExecution=true'];
+
+/**
  * Starts the Temporal CLI's dev server (installing the CLI if needed) and waits until it
  * accepts connections. Used by the demo and the `dev` command; tests use `TestWorkflowEnvironment`.
  */
@@ -94,6 +100,7 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<Ru
   }
   for (const { key, cliType } of BATCH_SEARCH_ATTRIBUTES)
     args.push('--search-attribute', `${key.name}=${cliType}`);
+  args.push(...EAGER_ACTIVITIES_ARGS);
   args.push(...(options.extraArgs ?? []));
   // Its own process group: a Ctrl-C in the terminal then reaches only the command, which stops the
   // server after the worker has drained instead of having it vanish under the worker's feet.
