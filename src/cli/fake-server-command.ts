@@ -1,6 +1,7 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { KNOWN_MODELS } from '../shared/prices';
 import {
+  DEFAULT_FAKE_IMAGE_TOKENS,
   FAKE_MARITACA_DEFAULT_API_KEY,
   startFakeMaritaca,
   type FakeMaritacaBehaviour,
@@ -155,6 +156,16 @@ export function registerFakeServerCommand(program: Command): Command {
       'chat-template tokens per request + per message in prompt_tokens, for all or some models (default: 3+5)',
       parseTemplateOverhead,
     )
+    .option(
+      '--invalid-structured-rate <fraction>',
+      'fraction of structured answers (JSON formats, forced tool calls) made invalid, to exercise re-asks',
+      rate,
+    )
+    .option(
+      '--image-tokens <n>',
+      `prompt tokens counted for each image (default: ${DEFAULT_FAKE_IMAGE_TOKENS})`,
+      nonNegativeInteger,
+    )
     .action(async function (this: Command) {
       const flags = this.opts<FakeServerFlags>();
       const usageError = (message: string): never =>
@@ -186,6 +197,8 @@ export function registerFakeServerCommand(program: Command): Command {
         seed: flags.seed,
         cachedTokensRate: flags.cachedTokensRate,
         templateOverhead: flags.templateOverhead,
+        invalidStructuredRate: flags.invalidStructuredRate,
+        imageTokens: flags.imageTokens,
       };
       let server;
       try {

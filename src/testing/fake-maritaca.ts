@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
@@ -5,6 +6,21 @@ import { performance } from 'node:perf_hooks';
 import { addCosts, KNOWN_MODELS, priceOf } from '../shared/prices';
 import { hasExactTokenizer } from '../tokenizer/families';
 import { countTokens } from '../tokenizer/maritaca-tokenizer';
+import {
+  parseFakeChatRequest,
+  type FakeChatMessage,
+  type FakeChatRequest,
+  type FakeChatTool,
+  type FastApiIssue,
+} from './fake-chat-request';
+import { exampleOfJsonSchema, invalidJsonAnswer } from './json-schema-values';
+
+export {
+  exampleOfJsonSchema,
+  invalidJsonAnswer,
+  type InvalidJsonAnswer,
+  type InvalidJsonAnswerKind,
+} from './json-schema-values';
 
 /**
  * Behaviour of the fake server that may change while it runs, through
@@ -30,6 +46,7 @@ export interface FakeMaritacaBehaviour {
   /**
    * Length of each reply: `'max'` answers exactly `max_tokens` tokens with finish reason
    * `length`; a number N answers min(N, `max_tokens`) tokens. Unset: a short natural reply.
+   * Structured answers (JSON formats, forced tool calls) keep the length of their value.
    */
   replyTokens?: 'max' | number;
   /** Seed of the PRNG behind every random decision; setting it at runtime restarts the sequence. */
@@ -42,7 +59,25 @@ export interface FakeMaritacaBehaviour {
    * {@link DEFAULT_FAKE_TEMPLATE_OVERHEAD}). Default {@link DEFAULT_FAKE_TEMPLATE_OVERHEAD}.
    */
   templateOverhead?: FakeTemplateOverhead | Readonly<Record<string, FakeTemplateOverhead>>;
+  /**
+   * Fraction (0..1) of structured answers (a `json_schema` or `json_object` format, a forced
+   * tool call) made wrong on purpose, so a client's check and re-ask are exercised: a required
+   * property left out, a value of a type (or outside the enum) the schema refuses, or prose
+   * around the JSON, which is then not JSON at all. Drawn from a stream of its own, seeded from
+   * {@link seed}, once per structured answer: the same seed and the same requests in the same
+   * order break the same answers, and the other decisions are the ones they were without it.
+   * Default 0.
+   */
+  invalidStructuredRate?: number;
+  /**
+   * Prompt tokens each image block counts, whatever its size (Maritaca publishes no formula).
+   * Default {@link DEFAULT_FAKE_IMAGE_TOKENS}.
+   */
+  imageTokens?: number;
 }
+
+/** Prompt tokens the fake counts for each image unless `imageTokens` says otherwise. */
+export const DEFAULT_FAKE_IMAGE_TOKENS = 1000;
 
 /**
  * Tokens a chat template adds around the messages: `perRequest` once (the assistant turn's
@@ -172,7 +207,8 @@ export function fakeCompletionTokens(text: string, model: string): number {
 }
 
 /**
- * `prompt_tokens` the fake reports for these messages: each message's content counted exactly
+ * `prompt_tokens` the fake reports for these plain text messages (see {@link fakePromptTokensOf}
+ * for content blocks, images, tools and response formats): each message's content counted exactly
  * with Maritaca's tokenizer, plus the chat template's `perRequest + perMessage × messages`.
  *
  * @param overhead the template overhead in force (as configured on the server: one for every
@@ -193,6 +229,86 @@ export function fakePromptTokens(
 }
 
 /**
+ * `prompt_tokens` the fake reports for a chat completions body, chat features included:
+ *
+ * `perRequest + perMessage × messages`
+ * `+ Σ messages: tokens(content) for a string content, tokens(text) of each text block,`
+ * `imageTokens × image blocks, tokens(name) + tokens(arguments) of each tool call an assistant`
+ * `message carries`
+ * `+ tokens(JSON.stringify(tools))` when `tools` is sent
+ * `+ tokens(JSON.stringify(response_format))` when it is sent with a type other than `text`,
+ *
+ * every count exact with Maritaca's tokenizer for the body's model. `JSON.stringify` keeps the
+ * keys in the order they were sent, as the server sees them. Plain string messages give what
+ * {@link fakePromptTokens} gives.
+ *
+ * @param body a chat completions body the fake would accept (an OpenAI SDK params object will do).
+ * @param settings the server's `templateOverhead` and `imageTokens`; pass `server.behaviour()`.
+ *   Defaults {@link DEFAULT_FAKE_TEMPLATE_OVERHEAD} and {@link DEFAULT_FAKE_IMAGE_TOKENS}.
+ * @throws RangeError when the fake would refuse the body (naming the first issue's location),
+ *   or no Maritaca tokenizer ships for its model.
+ * @example
+ * const image = { type: 'image', source: { type: 'url', url: 'https://example.com/gato.jpg' } };
+ * fakePromptTokensOf(
+ *   { model: 'sabia-4', messages: [{ role: 'user', content: [{ type: 'text', text: 'Olá' }, image] }] },
+ *   { imageTokens: 500 },
+ * ); // tokens('Olá') + 500 + 3 + 5
+ */
+export function fakePromptTokensOf(
+  body: object,
+  settings: Pick<FakeMaritacaBehaviour, 'templateOverhead' | 'imageTokens'> = {},
+): number {
+  const parsed = parseFakeChatRequest(body);
+  if (Array.isArray(parsed)) {
+    const [first] = parsed as [FastApiIssue];
+    throw new RangeError(`the fake refuses this body: ${first.loc.join('.')}: ${first.msg}`);
+  }
+  return promptTokensOf(parsed, settings);
+}
+
+function promptTokensOf(
+  request: FakeChatRequest,
+  settings: Pick<FakeMaritacaBehaviour, 'templateOverhead' | 'imageTokens'>,
+): number {
+  const { model } = request;
+  const template = templateOverheadFor(settings.templateOverhead, model);
+  const imageTokens = settings.imageTokens ?? DEFAULT_FAKE_IMAGE_TOKENS;
+  let total = template.perRequest + template.perMessage * request.messages.length;
+  for (const message of request.messages) {
+    for (const text of message.texts) total += fakeCompletionTokens(text, model);
+    for (const call of message.toolCalls) {
+      total += fakeCompletionTokens(call.name, model) + fakeCompletionTokens(call.arguments, model);
+    }
+    total += imageTokens * message.images;
+  }
+  if (request.toolsJson !== undefined) total += fakeCompletionTokens(request.toolsJson, model);
+  if (request.responseFormatJson !== undefined) {
+    total += fakeCompletionTokens(request.responseFormatJson, model);
+  }
+  return total;
+}
+
+/**
+ * The longest prefix of `text` (never splitting a surrogate pair) of at most `tokens` tokens:
+ * how the fake cuts an answer at `max_tokens`.
+ */
+function longestPrefixWithin(text: string, tokens: number, model: string): string {
+  const count = (part: string): number => fakeCompletionTokens(part, model);
+  if (count(text) <= tokens) return text;
+  // Prefix counts grow almost monotonically with length, so a binary search over code points
+  // finds a long prefix within the budget.
+  const points = Array.from(text);
+  let fits = 0;
+  let tooLong = points.length;
+  while (tooLong - fits > 1) {
+    const middle = (fits + tooLong) >>> 1;
+    if (count(points.slice(0, middle).join('')) <= tokens) fits = middle;
+    else tooLong = middle;
+  }
+  return points.slice(0, fits).join('');
+}
+
+/**
  * Text of exactly `tokens` tokens under `model`'s tokenizer that starts like `base`: `base`
  * itself padded with one-token filler words, or the longest prefix of `base` that fits, padded
  * the same way. The fake answers with it, so `completion_tokens` is the reply's true count.
@@ -204,20 +320,7 @@ export function fakePromptTokens(
 export function fakeTextOfTokens(base: string, tokens: number, model: string): string {
   if (!isPositiveInteger(tokens)) throw new RangeError('tokens must be a positive integer');
   const count = (text: string): number => fakeCompletionTokens(text, model);
-  let head = base;
-  if (count(head) > tokens) {
-    // Prefix counts grow almost monotonically with length, so a binary search over code points
-    // (never splitting a surrogate pair) finds a long prefix within the budget.
-    const points = Array.from(base);
-    let fits = 0;
-    let tooLong = points.length;
-    while (tooLong - fits > 1) {
-      const middle = (fits + tooLong) >>> 1;
-      if (count(points.slice(0, middle).join('')) <= tokens) fits = middle;
-      else tooLong = middle;
-    }
-    head = points.slice(0, fits).join('');
-  }
+  const head = longestPrefixWithin(base, tokens, model);
   // Each filler word is a piece of its own, so it adds exactly one token; only the seam with the
   // head may merge differently, and that is a constant the second round corrects.
   let fillers = tokens - count(head);
@@ -248,6 +351,26 @@ function templateOverheadFor(
  * Starts a fake Maritaca AI server speaking the OpenAI-compatible chat completions API, with
  * injectable latency, errors, hangs and rate limits. It counts tokens with Maritaca's own
  * tokenizer, whose vocabulary the first server of a process loads (about half a second).
+ *
+ * It speaks Maritaca's chat features, as `langchain-maritaca` 0.4.1 uses them:
+ * - Content is a string or an array of `{"type": "text"}` and Anthropic-style `{"type": "image"}`
+ *   blocks (base64 PNG/JPEG/GIF/WebP, or an http(s) URL). An OpenAI `image_url` block, which
+ *   Maritaca does not take, is refused 422 at `body.messages.N.content.M`.
+ * - `tools`, `tool_choice`, assistant `tool_calls` and `tool` messages (whose `tool_call_id`
+ *   must answer an earlier call of the same request), `response_format` (`text`,
+ *   `json_object`, `json_schema`), `seed` and the penalties are checked; every refusal is a
+ *   FastAPI 422 `{"detail": [{loc, msg, type}]}`, including the checks across fields (a
+ *   `tool_choice` naming no offered tool, `"required"` without tools, an unanswered
+ *   `tool_call_id`): a FastAPI front end runs those as pydantic model validators, which it
+ *   answers 422 as well, not 400.
+ * - A forced `tool_choice` (a named function, or `"required"`: the first tool) answers one call
+ *   with arguments built by {@link exampleOfJsonSchema} from the function's `parameters`,
+ *   `content: null` and `finish_reason: "tool_calls"`; `"auto"`, `"none"` or none answer text.
+ *   A `json_schema` format answers JSON text of a value of its schema; `json_object` answers
+ *   `{"answer": "Resposta para: ..."}`. `invalidStructuredRate` breaks a share of them.
+ * - After a `tool` message the text reply quotes the tool's result.
+ * - `prompt_tokens` counts tool definitions, response formats, tool calls and images as
+ *   {@link fakePromptTokensOf} says.
  *
  * @example
  * const server = await startFakeMaritaca({ latencyMs: 20, errorRate429: 0.1, seed: 1 });
@@ -290,12 +413,6 @@ type Latency =
 
 type Json = Record<string, unknown>;
 
-interface FastApiIssue {
-  loc: (string | number)[];
-  msg: string;
-  type: string;
-}
-
 /** Tokens of one billed call. */
 interface Usage {
   readonly model: string;
@@ -323,10 +440,14 @@ interface ChatExchange {
   timer: NodeJS.Timeout | undefined;
 }
 
-interface ParsedChatRequest {
-  model: string;
-  messages: { role: string; content: string }[];
-  maxTokens: number;
+/** A request the fake accepted, with `max_tokens` defaulted. */
+type ParsedChatRequest = FakeChatRequest & { readonly maxTokens: number };
+
+/** What a structured answer carries and how it counts. */
+interface AnswerParts {
+  readonly message: Json;
+  readonly completionTokens: number;
+  readonly finishReason: string;
 }
 
 /** Small, fast and seedable: the same seed replays the same decisions across runs. */
@@ -430,6 +551,8 @@ const RUNTIME_FIELDS: Readonly<Record<keyof FakeMaritacaBehaviour, (value: unkno
     seed: (v) => (Number.isInteger(v) ? undefined : 'must be an integer'),
     cachedTokensRate: (v) => (isRate(v) ? undefined : 'must be a number between 0 and 1'),
     templateOverhead: checkTemplateOverhead,
+    invalidStructuredRate: (v) => (isRate(v) ? undefined : 'must be a number between 0 and 1'),
+    imageTokens: (v) => (Number.isInteger(v) && (v as number) >= 0 ? undefined : 'must be an integer >= 0'),
   };
 
 const FIXED_FIELDS = new Set(['port', 'host', 'apiKey']);
@@ -553,78 +676,40 @@ function readBody(req: http.IncomingMessage): Promise<string | undefined | null>
   });
 }
 
-/**
- * Checks the body the way Maritaca's FastAPI front end does; returns the request or the
- * issues for a 422.
- */
-function parseChatRequest(body: unknown): ParsedChatRequest | FastApiIssue[] {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    return [
-      {
-        loc: ['body'],
-        msg: 'Input should be a valid dictionary or object to extract fields from',
-        type: 'model_attributes_type',
-      },
-    ];
-  }
-  const fields = body as Json;
-  const issues: FastApiIssue[] = [];
-  const { model, messages, max_tokens: maxTokens } = fields;
-  if (model === undefined || model === null) {
-    issues.push({ loc: ['body', 'model'], msg: 'Field required', type: 'missing' });
-  } else if (typeof model !== 'string') {
-    issues.push({ loc: ['body', 'model'], msg: 'Input should be a valid string', type: 'string_type' });
-  }
-  if (messages === undefined || messages === null) {
-    issues.push({ loc: ['body', 'messages'], msg: 'Field required', type: 'missing' });
-  } else if (!Array.isArray(messages)) {
-    issues.push({ loc: ['body', 'messages'], msg: 'Input should be a valid list', type: 'list_type' });
-  } else if (messages.length === 0) {
-    issues.push({
-      loc: ['body', 'messages'],
-      msg: 'List should have at least 1 item after validation, not 0',
-      type: 'too_short',
-    });
-  } else {
-    messages.forEach((message: unknown, index) => {
-      const fieldsOfMessage = (typeof message === 'object' && message !== null ? message : {}) as Json;
-      if (typeof fieldsOfMessage.role !== 'string') {
-        issues.push({ loc: ['body', 'messages', index, 'role'], msg: 'Field required', type: 'missing' });
-      }
-      if (typeof fieldsOfMessage.content !== 'string') {
-        issues.push({
-          loc: ['body', 'messages', index, 'content'],
-          msg: 'Input should be a valid string',
-          type: 'string_type',
-        });
-      }
-    });
-  }
-  if (maxTokens !== undefined && maxTokens !== null && !isPositiveInteger(maxTokens)) {
-    issues.push({
-      loc: ['body', 'max_tokens'],
-      msg: 'Input should be a positive integer',
-      type: 'greater_than_equal',
-    });
-  }
-  if (issues.length > 0) return issues;
-  return {
-    model: model as string,
-    messages: messages as { role: string; content: string }[],
-    maxTokens: (maxTokens as number | undefined | null) ?? FAKE_DEFAULT_MAX_TOKENS,
-  };
-}
-
 function emptyBilling(): FakeMaritacaBilling {
   return { calls: 0, promptTokens: 0, completionTokens: 0, costBRL: 0 };
 }
 
-function lastUserContent(messages: readonly { role: string; content: string }[]): string {
+/** The text of a message: its string content, or its text blocks one per line. */
+function textOf(message: FakeChatMessage): string {
+  return message.texts.join('\n');
+}
+
+function lastUserText(messages: readonly FakeChatMessage[]): string {
   for (let i = messages.length - 1; i >= 0; i--) {
-    const message = messages[i] as { role: string; content: string };
-    if (message.role === 'user') return message.content;
+    const message = messages[i] as FakeChatMessage;
+    if (message.role === 'user') return textOf(message);
   }
-  return (messages[messages.length - 1] as { content: string }).content;
+  return textOf(messages[messages.length - 1] as FakeChatMessage);
+}
+
+/**
+ * The function the model must call: the one `tool_choice` names, or the first tool under
+ * `"required"`. `"auto"` (or no `tool_choice`) with tools answers text, as a model does when it
+ * judges no tool is needed: a fake cannot judge the need, and text is the answer every client
+ * reads, so offering tools alone never changes what a client gets back.
+ */
+function forcedTool(request: FakeChatRequest): FakeChatTool | undefined {
+  const choice = request.toolChoice;
+  const tools = request.tools ?? [];
+  if (choice === 'required') return tools[0];
+  if (typeof choice === 'object') return tools.find((tool) => tool.name === choice.name);
+  return undefined;
+}
+
+/** Derives the structured answers' seed from the main one, so the two streams differ. */
+function structuredSeed(seed: number): number {
+  return Math.imul((seed ^ 0x9e3779b9) >>> 0, 0x85ebca6b) >>> 0;
 }
 
 class FakeMaritaca implements FakeMaritacaServer {
@@ -632,6 +717,8 @@ class FakeMaritaca implements FakeMaritacaServer {
   private settings: FakeMaritacaBehaviour;
   private latency: Latency;
   private random: () => number;
+  /** Decides which structured answers are broken; apart, so other decisions keep their sequence. */
+  private structuredRandom: () => number;
   private readonly window = new SlidingWindow();
   private readonly inFlight = new Set<ChatExchange>();
   private readonly expectedAuthorization: string;
@@ -651,7 +738,9 @@ class FakeMaritaca implements FakeMaritacaServer {
     this.expectedAuthorization = `Bearer ${apiKey}`;
     this.settings = mergeBehaviour({}, behaviour);
     this.latency = latencyOf(this.settings);
-    this.random = mulberry32(this.settings.seed ?? Math.floor(Math.random() * 2 ** 32));
+    const seed = this.settings.seed ?? Math.floor(Math.random() * 2 ** 32);
+    this.random = mulberry32(seed);
+    this.structuredRandom = mulberry32(structuredSeed(seed));
     this.server = http.createServer((req, res) => this.route(req, res));
   }
 
@@ -709,7 +798,10 @@ class FakeMaritaca implements FakeMaritacaServer {
     const merged = mergeBehaviour(this.settings, update);
     this.settings = merged;
     this.latency = latencyOf(merged);
-    if (update.seed !== undefined && update.seed !== null) this.random = mulberry32(update.seed);
+    if (update.seed !== undefined && update.seed !== null) {
+      this.random = mulberry32(update.seed);
+      this.structuredRandom = mulberry32(structuredSeed(update.seed));
+    }
   }
 
   behaviour(): FakeMaritacaBehaviour {
@@ -809,8 +901,12 @@ class FakeMaritaca implements FakeMaritacaServer {
         JSON.stringify({ detail: [{ loc: ['body', 0], msg: 'JSON decode error', type: 'json_invalid' }] }),
       );
     }
-    const parsed = parseChatRequest(body);
-    if (Array.isArray(parsed)) return this.respond(exchange, 422, JSON.stringify({ detail: parsed }));
+    const accepted = parseFakeChatRequest(body);
+    if (Array.isArray(accepted)) return this.respond(exchange, 422, JSON.stringify({ detail: accepted }));
+    const parsed: ParsedChatRequest = {
+      ...accepted,
+      maxTokens: accepted.maxTokens ?? FAKE_DEFAULT_MAX_TOKENS,
+    };
     if (!MODELS.has(parsed.model)) {
       return this.respond(
         exchange,
@@ -828,7 +924,7 @@ class FakeMaritaca implements FakeMaritacaServer {
         openAiError('stream is not supported by the fake server', 'invalid_request_error'),
       );
     }
-    const forced = FORCED_STATUS.exec(lastUserContent(parsed.messages));
+    const forced = FORCED_STATUS.exec(lastUserText(parsed.messages));
     if (forced) {
       const status = Number(forced[1]);
       return this.respond(
@@ -882,7 +978,7 @@ class FakeMaritaca implements FakeMaritacaServer {
 
   /** Prompt and completion counts of a call, with the cached share `cachedTokensRate` gives. */
   private usageOf(request: ParsedChatRequest, completionTokens: number): Usage {
-    const promptTokens = fakePromptTokens(request.messages, request.model, this.settings.templateOverhead);
+    const promptTokens = promptTokensOf(request, this.settings);
     return {
       model: request.model,
       promptTokens,
@@ -892,16 +988,15 @@ class FakeMaritaca implements FakeMaritacaServer {
   }
 
   private completion(request: ParsedChatRequest): { body: string; usage: Usage } {
-    const replyTokens = this.settings.replyTokens;
-    const base = REPLY_PREFIX + lastUserContent(request.messages);
-    let content = base;
-    if (replyTokens !== undefined) {
-      const target = replyTokens === 'max' ? request.maxTokens : Math.min(replyTokens, request.maxTokens);
-      content = fakeTextOfTokens(base, target, request.model);
-    } else if (fakeCompletionTokens(base, request.model) > request.maxTokens) {
-      content = fakeTextOfTokens(base, request.maxTokens, request.model);
-    }
-    const usage = this.usageOf(request, fakeCompletionTokens(content, request.model));
+    const forced = forcedTool(request);
+    const format = request.responseFormat;
+    // A forced call wins over a response format, as with OpenAI: the answer is the call.
+    const parts = forced
+      ? this.toolCallAnswer(request, forced)
+      : format && format.type !== 'text'
+        ? this.jsonAnswer(request, format.type === 'json_schema' ? format.schema : undefined)
+        : this.textAnswer(request);
+    const usage = this.usageOf(request, parts.completionTokens);
     const { promptTokens, completionTokens, cachedPromptTokens } = usage;
     this.completionCounter++;
     const body = JSON.stringify({
@@ -909,13 +1004,7 @@ class FakeMaritaca implements FakeMaritacaServer {
       object: 'chat.completion',
       created: Math.floor(Date.now() / 1000),
       model: request.model,
-      choices: [
-        {
-          index: 0,
-          message: { role: 'assistant', content },
-          finish_reason: completionTokens >= request.maxTokens ? 'length' : 'stop',
-        },
-      ],
+      choices: [{ index: 0, message: parts.message, finish_reason: parts.finishReason }],
       usage: {
         prompt_tokens: promptTokens,
         completion_tokens: completionTokens,
@@ -924,6 +1013,85 @@ class FakeMaritaca implements FakeMaritacaServer {
       },
     });
     return { body, usage };
+  }
+
+  /**
+   * `Resposta para: <last user text>`, shaped by `replyTokens` and cut at `max_tokens`. After a
+   * tool result the reply also quotes it, as a model answering from the result would.
+   */
+  private textAnswer(request: ParsedChatRequest): AnswerParts {
+    const replyTokens = this.settings.replyTokens;
+    const messages = request.messages;
+    const last = messages[messages.length - 1] as FakeChatMessage;
+    let base = REPLY_PREFIX + lastUserText(messages);
+    if (last.role === 'tool') base += ` (resultado da ferramenta: ${textOf(last)})`;
+    let content = base;
+    if (replyTokens !== undefined) {
+      const target = replyTokens === 'max' ? request.maxTokens : Math.min(replyTokens, request.maxTokens);
+      content = fakeTextOfTokens(base, target, request.model);
+    } else if (fakeCompletionTokens(base, request.model) > request.maxTokens) {
+      content = fakeTextOfTokens(base, request.maxTokens, request.model);
+    }
+    const completionTokens = fakeCompletionTokens(content, request.model);
+    return {
+      message: { role: 'assistant', content },
+      completionTokens,
+      finishReason: completionTokens >= request.maxTokens ? 'length' : 'stop',
+    };
+  }
+
+  /**
+   * JSON content: a value of the `json_schema` format's schema, or `{"answer": ...}` for a
+   * `json_object` format; broken at `invalidStructuredRate`, cut at `max_tokens` (`replyTokens`
+   * does not apply: a structured answer has the length of its value).
+   */
+  private jsonAnswer(request: ParsedChatRequest, schema: Json | undefined): AnswerParts {
+    const valid = schema
+      ? exampleOfJsonSchema(schema)
+      : { answer: REPLY_PREFIX + lastUserText(request.messages) };
+    const text = this.structuredText(schema ?? { type: 'object' }, valid);
+    const content = longestPrefixWithin(text, request.maxTokens, request.model);
+    const completionTokens = fakeCompletionTokens(content, request.model);
+    return {
+      message: { role: 'assistant', content },
+      completionTokens,
+      finishReason: completionTokens >= request.maxTokens ? 'length' : 'stop',
+    };
+  }
+
+  /**
+   * Exactly one call to the forced function, its arguments a value of its `parameters` schema
+   * (broken at `invalidStructuredRate`). The id is a hash of the request, so the same request
+   * gets the same id. Completion tokens count the name and the arguments; arguments that would
+   * pass `max_tokens` are cut there, with `finish_reason: "length"`.
+   */
+  private toolCallAnswer(request: ParsedChatRequest, tool: FakeChatTool): AnswerParts {
+    const schema = tool.parameters ?? { type: 'object' };
+    const text = this.structuredText(schema, exampleOfJsonSchema(schema));
+    const nameTokens = fakeCompletionTokens(tool.name, request.model);
+    const args = longestPrefixWithin(text, Math.max(0, request.maxTokens - nameTokens), request.model);
+    const completionTokens = nameTokens + fakeCompletionTokens(args, request.model);
+    const id = `call_${createHash('sha256').update(request.canonical).digest('hex').slice(0, 24)}`;
+    return {
+      message: {
+        role: 'assistant',
+        content: null,
+        tool_calls: [{ id, type: 'function', function: { name: tool.name, arguments: args } }],
+      },
+      completionTokens,
+      finishReason: completionTokens >= request.maxTokens ? 'length' : 'tool_calls',
+    };
+  }
+
+  /**
+   * The JSON text of `valid`, or a broken answer at `invalidStructuredRate`. One draw per
+   * structured answer whatever the rate, so changing the rate keeps the sequence.
+   */
+  private structuredText(schema: unknown, valid: unknown): string {
+    const roll = this.structuredRandom();
+    const rate = this.settings.invalidStructuredRate ?? 0;
+    if (roll >= rate) return JSON.stringify(valid);
+    return invalidJsonAnswer(schema, valid, roll / rate).text;
   }
 
   private sampleLatency(uniform1: number, uniform2: number): number {

@@ -694,11 +694,23 @@ describe('fake-server command', () => {
     [['--latency-median-ms', '5'], '--latency-p99-ms'],
     [['--template-overhead', 'lots'], '--template-overhead'],
     [['--template-overhead', 'gpt-9=3+5'], '--template-overhead'],
+    [['--invalid-structured-rate', '1.5'], '--invalid-structured-rate'],
+    [['--image-tokens', '-1'], '--image-tokens'],
+    [['--image-tokens', '2.5'], '--image-tokens'],
   ])('refuses %j with exit code 2 naming the flag', async (args, flag) => {
     const error = await parse(args).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(CommanderError);
     expect((error as CommanderError).exitCode).toBe(2);
     expect((error as CommanderError).message).toContain(flag);
+  });
+});
+
+describe('fake-server command options', () => {
+  it('reads --invalid-structured-rate and --image-tokens into the server options', () => {
+    const command = registerFakeServerCommand(new Command());
+    // Parsing the options alone runs their checks without starting a server.
+    command.parseOptions(['--invalid-structured-rate', '0.2', '--image-tokens', '500']);
+    expect(command.opts()).toMatchObject({ invalidStructuredRate: 0.2, imageTokens: 500 });
   });
 });
 
