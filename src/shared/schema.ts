@@ -32,7 +32,9 @@ const imageBlockSchema = z.object({
       z.object({
         type: z.literal('base64'),
         media_type: z.enum(IMAGE_MEDIA_TYPES, { error: `must be one of ${IMAGE_MEDIA_TYPES.join(', ')}` }),
-        data: z.string().regex(BASE64, { error: 'must be non-empty base64 data' }),
+        data: z.string().refine((data) => BASE64.test(data) && data.length % 4 === 0, {
+          error: 'must be non-empty, padded base64 data',
+        }),
       }),
       z.object({
         type: z.literal('url'),
@@ -47,9 +49,11 @@ const imageBlockSchema = z.object({
 const imageUrlBlockSchema = z.object({
   type: z.literal('image_url'),
   image_url: z.object({
-    url: z.string().refine((url) => IMAGE_DATA_URI.test(url) || HTTP_URL.test(url), {
-      error: 'must be an http(s) URL or a data:image/(png|jpeg|gif|webp);base64,... URI',
-    }),
+    url: z
+      .string()
+      .refine((url) => (IMAGE_DATA_URI.exec(url)?.[2]?.length ?? 1) % 4 === 0 || HTTP_URL.test(url), {
+        error: 'must be an http(s) URL or a data:image/(png|jpeg|gif|webp);base64,... URI',
+      }),
     detail: z.enum(['auto', 'low', 'high']).optional(),
   }),
 });

@@ -85,6 +85,29 @@ describe('requests with chat features', () => {
       }),
     ).toEqual(['messages[0].content[0].source.media_type']);
     expect(issues({ messages: [{ role: 'tool', content: 'x' }] })).toEqual(['messages[0].tool_call_id']);
+    // Unpadded base64 is refused here as Maritaca's validation would refuse it.
+    expect(
+      issues({
+        messages: [
+          {
+            role: 'user',
+            content: [
+              { type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'iVBORw0KGgo' } },
+            ],
+          },
+        ],
+      }),
+    ).toEqual(['messages[0].content[0].source.data']);
+    expect(
+      issues({
+        messages: [
+          {
+            role: 'user',
+            content: [{ type: 'image_url', image_url: { url: 'data:image/png;base64,iVBORw0KGgo' } }],
+          },
+        ],
+      }),
+    ).toEqual(['messages[0].content[0].image_url.url']);
     expect(
       issues({ messages: [ask('a')], tools: [{ type: 'function', function: { name: 'bad name' } }] }),
     ).toEqual(['tools[0].function.name']);
