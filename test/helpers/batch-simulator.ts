@@ -403,14 +403,7 @@ export class BatchSimulator {
       attemptsSoFar,
       this.scenario.maximumAttempts,
     );
-    if (requeued) {
-      this.records[item.index]!.requeues += 1;
-      this.leave(call);
-    } else {
-      this.state.callFailed(item.index);
-      this.settled(call);
-    }
-    this.state.callEnded(item.index);
+    this.ended(call, requeued);
   }
 
   /** Nobody knows whether the call was billed: its worst case is spent; it is retried while attempts remain. */
@@ -419,15 +412,9 @@ export class BatchSimulator {
     this.state.callOutcomeUnknown(item.index);
     this.spent += call.reserved;
     const attemptsSoFar = 1 + this.state.priorAttemptsOf(item.index);
-    if (attemptsSoFar < this.scenario.maximumAttempts) {
-      this.state.callRetrying(item, attemptsSoFar, this.clock + 1_000);
-      this.records[item.index]!.requeues += 1;
-      this.leave(call);
-    } else {
-      this.state.callFailed(item.index);
-      this.settled(call);
-    }
-    this.state.callEnded(item.index);
+    const retrying = attemptsSoFar < this.scenario.maximumAttempts;
+    if (retrying) this.state.callRetrying(item, attemptsSoFar, this.clock + 1_000);
+    this.ended(call, retrying);
   }
 
   /** The answer is billed but does not match its schema: asked again while re-asks remain, else failed. */
@@ -435,7 +422,13 @@ export class BatchSimulator {
     const { item } = call;
     const cost = Math.floor(costFraction * Math.round(call.reserved * 1e6)) / 1e6;
     this.spent += cost;
-    if (this.state.callAnsweredOff(item, cost, 2)) {
+    this.ended(call, this.state.callAnsweredOff(item, cost, 2));
+  }
+
+  /** A call is over: sent back to the queue, or failed for good; either way it leaves the window. */
+  private ended(call: InFlightCall, requeued: boolean): void {
+    const { item } = call;
+    if (requeued) {
       this.records[item.index]!.requeues += 1;
       this.leave(call);
     } else {
