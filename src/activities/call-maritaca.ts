@@ -203,7 +203,7 @@ export function createCallMaritaca(connection: MaritacaConnectionOptions) {
       if (ctx.cancellationSignal.aborted) {
         throw new CancelledFailure('Maritaca call cancelled');
       }
-      throw toFailure(err, { attempt, heartbeats }, scrub);
+      throw toFailure(err, { attempt, ...(heartbeats > 0 ? { heartbeats } : {}) }, scrub);
     } finally {
       clearInterval(heartbeat);
     }
@@ -263,7 +263,7 @@ const MAYBE_BILLED_STATUSES = new Set([408, 502, 504]);
 /** Maps an SDK error to the `ApplicationFailure` Temporal retries (or not). */
 function toFailure(
   err: unknown,
-  base: { attempt: number; heartbeats: number },
+  base: { attempt: number; heartbeats?: number },
   scrub: (text: string) => string,
 ): unknown {
   if (err instanceof ApplicationFailure) return err;
