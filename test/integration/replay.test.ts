@@ -22,6 +22,7 @@ const CURRENT_SHAPES = [
   'rejected',
   'retry-after-hold',
   'workflow-retries',
+  'structured-reask',
 ];
 const V0_1_SHAPES = ['approved', 'budget-pause', 'continue-as-new', 'failed', 'failures', 'rejected'];
 

@@ -36,6 +36,7 @@ const SHAPES = [
   'rate-window',
   'budget-timeout',
   'workflow-retries',
+  'structured-reask',
 ];
 const only = process.env.RECORD_SHAPES?.split(',')
   .map((shape) => shape.trim())
@@ -227,6 +228,36 @@ describeRecording('recording replay fixtures', () => {
         await save('workflow-retries', handle);
       } finally {
         ctx.fake.configure({ errorRate500: null, hangRate: null, seed: null });
+      }
+    },
+  );
+
+  record(
+    ['structured-reask'],
+    'answers that do not match their JSON schema are billed and asked again',
+    async () => {
+      // Seeded: the same answers are broken on every recording.
+      ctx.fake.configure({ invalidStructuredRate: 0.5, seed: 4 });
+      try {
+        const handle = await ctx.batches.start(questions(4), {
+          maxConcurrency: 2,
+          autoApproveBelow: 10,
+          returnExceptions: true,
+          structuredOutputRetries: 3,
+          responseFormat: {
+            type: 'json_schema',
+            json_schema: {
+              name: 'answer',
+              schema: { type: 'object', properties: { value: { type: 'number' } }, required: ['value'] },
+            },
+          },
+        });
+        const result = await handle.result();
+        expect(result.status).toBe('completed');
+        expect(result.results.reduce((sum, r) => sum + r.attempts, 0)).toBeGreaterThan(4);
+        await save('structured-reask', handle);
+      } finally {
+        ctx.fake.configure({ invalidStructuredRate: null, seed: null });
       }
     },
   );
