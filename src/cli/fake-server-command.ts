@@ -162,6 +162,10 @@ export function registerFakeServerCommand(program: Command): Command {
       rate,
     )
     .option(
+      '--invalid-structured-first-only',
+      'break first answers only: a request asked again is answered validly',
+    )
+    .option(
       '--image-tokens <n>',
       `prompt tokens counted for each image (default: ${DEFAULT_FAKE_IMAGE_TOKENS})`,
       nonNegativeInteger,
@@ -198,6 +202,7 @@ export function registerFakeServerCommand(program: Command): Command {
         cachedTokensRate: flags.cachedTokensRate,
         templateOverhead: flags.templateOverhead,
         invalidStructuredRate: flags.invalidStructuredRate,
+        ...(flags.invalidStructuredFirstOnly ? { invalidStructuredFirstOnly: true } : {}),
         imageTokens: flags.imageTokens,
       };
       let server;

@@ -70,6 +70,12 @@ export interface FakeMaritacaBehaviour {
    */
   invalidStructuredRate?: number;
   /**
+   * Break only first answers: a request the server has already answered with structured output
+   * (the same body: a client asking again) is answered validly. Models a model that gets it right
+   * when asked again, so "20% of first answers invalid" has an exact meaning. Default false.
+   */
+  invalidStructuredFirstOnly?: boolean;
+  /**
    * Prompt tokens each image block counts, whatever its size (Maritaca publishes no formula).
    * Default {@link DEFAULT_FAKE_IMAGE_TOKENS}.
    */
@@ -552,6 +558,7 @@ const RUNTIME_FIELDS: Readonly<Record<keyof FakeMaritacaBehaviour, (value: unkno
     cachedTokensRate: (v) => (isRate(v) ? undefined : 'must be a number between 0 and 1'),
     templateOverhead: checkTemplateOverhead,
     invalidStructuredRate: (v) => (isRate(v) ? undefined : 'must be a number between 0 and 1'),
+    invalidStructuredFirstOnly: (v) => (typeof v === 'boolean' ? undefined : 'must be true or false'),
     imageTokens: (v) => (Number.isInteger(v) && (v as number) >= 0 ? undefined : 'must be an integer >= 0'),
   };
 
@@ -721,6 +728,8 @@ class FakeMaritaca implements FakeMaritacaServer {
   private structuredRandom: () => number;
   private readonly window = new SlidingWindow();
   private readonly inFlight = new Set<ChatExchange>();
+  /** Bodies answered with structured output so far (for `invalidStructuredFirstOnly`). */
+  private structuredSeen = new Set<string>();
   private readonly expectedAuthorization: string;
   private totalRequests = 0;
   private byRequestId = new Map<string, number>();
@@ -782,6 +791,7 @@ class FakeMaritaca implements FakeMaritacaServer {
 
   reset(): void {
     this.totalRequests = 0;
+    this.structuredSeen = new Set();
     this.byRequestId = new Map();
     this.byStatus = new Map();
     this.billed = emptyBilling();
@@ -1049,7 +1059,7 @@ class FakeMaritaca implements FakeMaritacaServer {
     const valid = schema
       ? exampleOfJsonSchema(schema)
       : { answer: REPLY_PREFIX + lastUserText(request.messages) };
-    const text = this.structuredText(schema ?? { type: 'object' }, valid);
+    const text = this.structuredText(schema ?? { type: 'object' }, valid, request.canonical);
     const content = longestPrefixWithin(text, request.maxTokens, request.model);
     const completionTokens = fakeCompletionTokens(content, request.model);
     return {
@@ -1067,7 +1077,7 @@ class FakeMaritaca implements FakeMaritacaServer {
    */
   private toolCallAnswer(request: ParsedChatRequest, tool: FakeChatTool): AnswerParts {
     const schema = tool.parameters ?? { type: 'object' };
-    const text = this.structuredText(schema, exampleOfJsonSchema(schema));
+    const text = this.structuredText(schema, exampleOfJsonSchema(schema), request.canonical);
     const nameTokens = fakeCompletionTokens(tool.name, request.model);
     const args = longestPrefixWithin(text, Math.max(0, request.maxTokens - nameTokens), request.model);
     const completionTokens = nameTokens + fakeCompletionTokens(args, request.model);
@@ -1087,10 +1097,13 @@ class FakeMaritaca implements FakeMaritacaServer {
    * The JSON text of `valid`, or a broken answer at `invalidStructuredRate`. One draw per
    * structured answer whatever the rate, so changing the rate keeps the sequence.
    */
-  private structuredText(schema: unknown, valid: unknown): string {
+  private structuredText(schema: unknown, valid: unknown, canonical: string): string {
     const roll = this.structuredRandom();
     const rate = this.settings.invalidStructuredRate ?? 0;
-    if (roll >= rate) return JSON.stringify(valid);
+    const askedBefore = this.structuredSeen.has(canonical);
+    this.structuredSeen.add(canonical);
+    if (roll >= rate || (askedBefore && this.settings.invalidStructuredFirstOnly))
+      return JSON.stringify(valid);
     return invalidJsonAnswer(schema, valid, roll / rate).text;
   }
 

@@ -44,11 +44,11 @@ describe('chat features in a batch', () => {
   });
   beforeEach(() => {
     ctx.fake.reset();
-    ctx.fake.configure({ invalidStructuredRate: null });
+    ctx.fake.configure({ invalidStructuredRate: null, invalidStructuredFirstOnly: null });
   });
 
-  test('50 extractions with a JSON schema, 20% of answers broken: every request ends with a valid parsed object', async () => {
-    ctx.fake.configure({ invalidStructuredRate: 0.2 });
+  test('50 extractions with a JSON schema, 20% of first answers broken: every request ends with a valid parsed object', async () => {
+    ctx.fake.configure({ invalidStructuredRate: 0.2, invalidStructuredFirstOnly: true });
     const handle = await ctx.batches.start(notes(50), {
       model: 'sabiazinho-4',
       maxConcurrency: 10,
