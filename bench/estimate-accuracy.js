@@ -33,16 +33,8 @@ const GOAL_SECONDS = 3;
 const GOAL_ERROR_PCT = 0.5;
 const DEFAULTS = { requests: 1000, estimateRequests: 100_000, reps: 3, maxTokens: 64, concurrency: 50 };
 
-/** The same small seeded PRNG the tokenizer tests use (mulberry32). */
-function seeded(seed) {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(state ^ (state >>> 15), 1 | state);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The seeded generator the tokenizer tests and the fake server use. */
+const { mulberry32: seeded } = require('../lib/testing/seeded-random');
 
 const FIRST_NAMES = (
   'Ana Beatriz Bruno Camila Carlos Daniela Eduardo Fernanda Gabriel Helena Igor Isabela João Júlia ' +

@@ -21,6 +21,7 @@ export {
   type InvalidJsonAnswer,
   type InvalidJsonAnswerKind,
 } from './json-schema-values';
+import { mulberry32 } from './seeded-random';
 
 /**
  * Behaviour of the fake server that may change while it runs, through
@@ -454,18 +455,6 @@ interface AnswerParts {
   readonly message: Json;
   readonly completionTokens: number;
   readonly finishReason: string;
-}
-
-/** Small, fast and seedable: the same seed replays the same decisions across runs. */
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /**

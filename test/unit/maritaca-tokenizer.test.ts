@@ -22,23 +22,13 @@ import {
   type TokenizerFamily,
 } from '../../src/tokenizer';
 import { JS_SPLIT_PATTERN, MARITALK_SPLIT_PATTERN } from '../../src/tokenizer/split-pattern';
+import { mulberry32 } from '../../src/testing/seeded-random';
 import { DEFAULT_TOKENIZER_DATA_DIR, readManifest } from '../../src/tokenizer/vocabulary';
 
 const manifest = readManifest(DEFAULT_TOKENIZER_DATA_DIR);
 
 // ---------------------------------------------------------------------------------------------
 // Text generator
-
-/** mulberry32: small, seedable, and the same on every machine. */
-function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(state ^ (state >>> 15), 1 | state);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const PT_WORDS = (
   'de a o que e do da em um para é com não uma os no se na por mais as dos como mas foi ao ele das ' +
@@ -250,7 +240,7 @@ const HAND_WRITTEN = [
 ];
 
 const GENERATED_TEXTS = 720;
-const random = seeded(20240315);
+const random = mulberry32(20240315);
 const TEXTS = [...HAND_WRITTEN, ...Array.from({ length: GENERATED_TEXTS }, (_, i) => makeText(random, i))];
 
 // ---------------------------------------------------------------------------------------------
@@ -595,7 +585,7 @@ describe('equal to maritalk.count_tokens', () => {
 
 describe('speed', () => {
   test('counts 100,000 two-message requests, vocabulary and WASM load included', () => {
-    const random = seeded(7);
+    const random = mulberry32(7);
     // Generating 100,000 texts would take longer than counting them: requests draw from pools,
     // and the number each one ends with keeps no two of them alike.
     const systems = Array.from({ length: 40 }, (_, i) => makeText(random, i % 2 === 0 ? 0 : 1));
