@@ -301,9 +301,11 @@ export class BatchState {
     return { inputTokens, outputTokens, maxCost: Math.ceil(exact * 1e9) / 1e9 };
   }
 
-  /** A call starts: it is in flight, its worst case is reserved and (with limits) it counts against the minute. */
-  startCall(item: PageItem, countInRateWindow: boolean): void {
-    const reservation = this.reservationOf(item);
+  /**
+   * A call starts: it is in flight, its worst case is reserved and (with limits) it counts against
+   * the minute. `reservation` is the one the dispatch policy approved (by default worked out here).
+   */
+  startCall(item: PageItem, countInRateWindow: boolean, reservation = this.reservationOf(item)): void {
     this.d.inFlight += 1;
     this.ledger.reserve(item.index, item.cost, item.maxCost, reservation.maxCost);
     if (countInRateWindow) {

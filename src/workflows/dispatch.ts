@@ -8,6 +8,7 @@ import {
   type BatchState,
   type BatchStatus,
   type PageItem,
+  type Reservation,
   type RequestError,
   type RequestOutcome,
   type WaitingFor,
@@ -122,15 +123,12 @@ export class Dispatcher {
       else await condition(changed, retryAt - now, { summary: 'retry backoff' });
       return null;
     }
-    const decision = decideDispatch(
-      state.dispatchView(this.ctx.options.rateLimit),
-      state.reservationOf(next),
-      now,
-    );
+    const reservation = state.reservationOf(next);
+    const decision = decideDispatch(state.dispatchView(this.ctx.options.rateLimit), reservation, now);
     if (decision.start) {
       reporter.setStatus('running');
       state.takeNext(pages.buffer, next);
-      this.start(next);
+      this.start(next, reservation);
       return null;
     }
     const { status, waitingFor } = BLOCKED_STATE[decision.reason];
@@ -152,8 +150,8 @@ export class Dispatcher {
     return null;
   }
 
-  private start(item: PageItem): void {
-    this.ctx.state.startCall(item, this.ctx.options.rateLimit !== undefined);
+  private start(item: PageItem, reservation: Reservation): void {
+    this.ctx.state.startCall(item, this.ctx.options.rateLimit !== undefined, reservation);
     void this.runRequest(item);
   }
 

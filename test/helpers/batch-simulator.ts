@@ -334,7 +334,7 @@ export class BatchSimulator {
       );
     }
     this.state.takeNext(this.buffer, next);
-    this.state.startCall(next, this.scenario.rateLimit !== undefined);
+    this.state.startCall(next, this.scenario.rateLimit !== undefined, candidate);
     const record = this.records[next.index]!;
     if (this.inFlight.some((c) => c.item.index === next.index)) {
       this.violation('settlement', `request ${next.index} started while already in flight`);
