@@ -13,8 +13,16 @@ import {
 const USAGE_EXIT_CODE = 2;
 const DEFAULT_PORT = 8090;
 
-/** The flags are the server's own options, with port and host always set by their defaults. */
-type FakeServerFlags = FakeMaritacaOptions & { port: number; host: string };
+/**
+ * The flags are the server's own options, with port and host always set by their defaults; the
+ * outage's and the revocation's flags are named for the command line and mapped below.
+ */
+type FakeServerFlags = Omit<FakeMaritacaOptions, 'outageForMs' | 'revokeKeyAfterCalls'> & {
+  port: number;
+  host: string;
+  outageFor?: number;
+  revokeKeyAfter?: number;
+};
 
 /** Commander reports these as "option '--x <v>' argument 'y' is invalid. <message>", naming the flag. */
 function invalid(message: string): InvalidArgumentError {
@@ -79,6 +87,18 @@ function replyTokens(value: string): 'max' | number {
   } catch {
     throw invalid('must be "max" or a positive integer');
   }
+}
+
+function outage(value: string): NonNullable<FakeMaritacaBehaviour['outage']> {
+  const trimmed = value.trim();
+  if (trimmed !== 'refused' && trimmed !== 'unavailable') throw invalid('must be "refused" or "unavailable"');
+  return trimmed;
+}
+
+function revokedStatus(value: string): NonNullable<FakeMaritacaBehaviour['revokedStatus']> {
+  const status = integer(value);
+  if (status !== 401 && status !== 402 && status !== 403) throw invalid('must be 401, 402 or 403');
+  return status;
 }
 
 const OVERHEAD = /^(\d+)\+(\d+)$/;
@@ -170,6 +190,27 @@ export function registerFakeServerCommand(program: Command): Command {
       `prompt tokens counted for each image (default: ${DEFAULT_FAKE_IMAGE_TOKENS})`,
       nonNegativeInteger,
     )
+    .option(
+      '--outage <refused|unavailable>',
+      'start down: "refused" closes the port (connections refused), "unavailable" answers 503',
+      outage,
+    )
+    .option(
+      '--outage-for <ms>',
+      'end the outage after this many ms (needed with --outage refused)',
+      positiveNumber,
+    )
+    .option(
+      '--revoke-key-after <n>',
+      'refuse the key after n chat calls (0: from the start)',
+      nonNegativeInteger,
+    )
+    .option(
+      '--revoked-status <401|402|403>',
+      'status of calls refused by --revoke-key-after (default: 401)',
+      revokedStatus,
+    )
+    .option('--echo-key-in-errors', "repeat the client's key in every error body, to check clients redact it")
     .action(async function (this: Command) {
       const flags = this.opts<FakeServerFlags>();
       const usageError = (message: string): never =>
@@ -183,6 +224,13 @@ export function registerFakeServerCommand(program: Command): Command {
       }
       if (logNormal && (flags.latencyP99Ms as number) < (flags.latencyMedianMs as number)) {
         usageError('--latency-p99-ms must be at least --latency-median-ms');
+      }
+      if (flags.outageFor !== undefined && flags.outage === undefined) {
+        usageError('--outage-for needs --outage');
+      }
+      // With the port closed, /_config is unreachable and nothing else could ever end the outage.
+      if (flags.outage === 'refused' && flags.outageFor === undefined) {
+        usageError('--outage refused needs --outage-for: nothing else could end it');
       }
       const apiKey = flags.apiKey || process.env.MARITACA_API_KEY || FAKE_MARITACA_DEFAULT_API_KEY;
       const options: FakeMaritacaOptions = {
@@ -204,6 +252,11 @@ export function registerFakeServerCommand(program: Command): Command {
         invalidStructuredRate: flags.invalidStructuredRate,
         ...(flags.invalidStructuredFirstOnly ? { invalidStructuredFirstOnly: true } : {}),
         imageTokens: flags.imageTokens,
+        outage: flags.outage,
+        outageForMs: flags.outageFor,
+        revokeKeyAfterCalls: flags.revokeKeyAfter,
+        revokedStatus: flags.revokedStatus,
+        ...(flags.echoKeyInErrors ? { echoKeyInErrors: true } : {}),
       };
       let server;
       try {
@@ -218,6 +271,10 @@ export function registerFakeServerCommand(program: Command): Command {
         );
       }
       process.stdout.write(`Fake Maritaca listening on ${server.url}\n`);
+      if (flags.outage !== undefined) {
+        const ending = flags.outageFor === undefined ? '' : ` for ${flags.outageFor} ms`;
+        process.stdout.write(`Outage "${flags.outage}" in force${ending}\n`);
+      }
       await new Promise<void>((resolve) => {
         const stop = (): void => {
           process.off('SIGINT', stop);

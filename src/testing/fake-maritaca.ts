@@ -81,6 +81,43 @@ export interface FakeMaritacaBehaviour {
    * Default {@link DEFAULT_FAKE_IMAGE_TOKENS}.
    */
   imageTokens?: number;
+  /**
+   * The service is down: `'refused'` closes the listening port, so connections are refused
+   * (`ECONNREFUSED`) as when the server process is not running, and drops every open connection
+   * with whatever it was serving (not billed, as a crash bills nothing); the port reopens, same
+   * host and port, when the outage ends. `/_config` and `/_stats` are unreachable meanwhile: end
+   * it with {@link outageForMs} or in process with `configure({ outage: null })`.
+   * `'unavailable'` keeps the port open and answers every chat call (and `GET /models`)
+   * `503 {"detail": ...}` at once, before the key check, unbilled, counted in
+   * {@link FakeMaritacaStats.outageCalls}. Unset: no outage.
+   */
+  outage?: 'refused' | 'unavailable';
+  /**
+   * Ends the {@link outage} by itself this long after the update (or start) that set `outage` or
+   * `outageForMs`: a new value restarts the clock. Needs `outage`; ending the outage clears both.
+   */
+  outageForMs?: number;
+  /**
+   * The key stops working after this many chat calls carrying it (whatever they were answered)
+   * since it was set or since {@link FakeMaritacaServer.reset}: every later call is refused with
+   * {@link revokedStatus}, unbilled. 0 revokes it at once; `null` restores it. Calls answered 503 by
+   * an outage or 401 for a wrong key do not count.
+   */
+  revokeKeyAfterCalls?: number;
+  /**
+   * Status of calls refused by {@link revokeKeyAfterCalls}: 401 (the key is invalid or revoked),
+   * 402 (the account's credits ran out, "Saldo insuficiente") or 403 (the key may no longer use the
+   * API). Default 401.
+   */
+  revokedStatus?: 401 | 402 | 403;
+  /**
+   * Every error answer of the API (status 400 and above, from chat completions, `/models` or an
+   * unknown path) repeats the credential the client sent, as careless servers do: the token in the
+   * message (`... (key: sk-...)`) and the whole `Authorization` header in `request_headers`.
+   * Proves a client redacts keys wherever error bodies end up. The control endpoints never echo.
+   * Default false.
+   */
+  echoKeyInErrors?: boolean;
 }
 
 /** Prompt tokens the fake counts for each image unless `imageTokens` says otherwise. */
@@ -154,11 +191,33 @@ export interface FakeMaritacaStats {
    * delivered: a call whose client disconnects keeps generating (and counting in
    * {@link currentConcurrency}) until its latency elapses, then is billed as if answered; a hung
    * call is billed its prompt plus `max_tokens` when the client gives up. Injected 429s and
-   * 500s, forced statuses and refused requests cost nothing.
+   * 500s, forced statuses, refused requests (a wrong or revoked key, an outage's 503s) and calls
+   * dropped when a `'refused'` outage shuts the port cost nothing.
    */
   billed: FakeMaritacaBilling;
   /** {@link FakeMaritacaBilling.costBRL} per `X-Request-Id`; `(none)` for calls without one. */
   billedByRequestId: Record<string, number>;
+  /**
+   * The outage clients meet right now: `'refused'` from the moment the port closes until it
+   * accepts connections again (which may lag the `configure` that ended it by a moment), the
+   * configured `'unavailable'`, or `null`.
+   */
+  outage: 'refused' | 'unavailable' | null;
+  /**
+   * Chat calls received during an `'unavailable'` outage, each answered 503: exact, so a test
+   * can bound what a client sent during one. Calls during a `'refused'` outage never reach the
+   * server and cannot be counted: compare {@link totalRequests} before and after instead.
+   */
+  outageCalls: number;
+  /** When the latest outage began (`Date.now()`), or `null` if none began since start. */
+  outageStartedAt: number | null;
+  /**
+   * When the latest outage ended (`Date.now()`): for `'refused'`, once the port accepts
+   * connections again. `null` while it lasts (starting an outage clears it) or if none ended.
+   */
+  outageEndedAt: number | null;
+  /** Chat calls refused because {@link FakeMaritacaBehaviour.revokeKeyAfterCalls} was reached. */
+  revokedCalls: number;
 }
 
 /** A running fake Maritaca server. */
@@ -173,6 +232,11 @@ export interface FakeMaritacaServer {
    * Clears the counters, the billing, the peak concurrency and the RPM window. Calls still
    * generating for a client that is still waiting are billed when they finish, after the reset,
    * as the load they are; calls whose client already left are forgotten.
+   *
+   * Also ends any outage (clearing `outage` and `outageForMs`; a closed port reopens, see
+   * {@link outageEnded}) and restarts the count toward `revokeKeyAfterCalls`, so a revoked key
+   * works again for that many calls; the setting itself stays. The outage timestamps are history,
+   * not counters: they stay, except that ending an outage stamps `outageEndedAt`.
    */
   reset(): void;
   /**
@@ -183,6 +247,12 @@ export interface FakeMaritacaServer {
   configure(update: FakeMaritacaBehaviourUpdate): void;
   /** The behaviour in force. */
   behaviour(): FakeMaritacaBehaviour;
+  /**
+   * Resolves once no outage is in force: at once when there is none, otherwise when it ends (by
+   * `outageForMs`, `configure`, `reset`), for `'refused'` only once the port accepts connections
+   * again. Never resolves for an outage nothing ends; rejects if the server is closed first.
+   */
+  outageEnded(): Promise<void>;
   /** Stops listening and drops every connection, hanging requests included. Idempotent. */
   close(): Promise<void>;
 }
@@ -356,8 +426,9 @@ function templateOverheadFor(
 
 /**
  * Starts a fake Maritaca AI server speaking the OpenAI-compatible chat completions API, with
- * injectable latency, errors, hangs and rate limits. It counts tokens with Maritaca's own
- * tokenizer, whose vocabulary the first server of a process loads (about half a second).
+ * injectable latency, errors, hangs, rate limits, outages and a key that stops working. It counts
+ * tokens with Maritaca's own tokenizer, whose vocabulary the first server of a process loads
+ * (about half a second).
  *
  * It speaks Maritaca's chat features, as `langchain-maritaca` 0.4.1 uses them:
  * - Content is a string or an array of `{"type": "text"}` and Anthropic-style `{"type": "image"}`
@@ -400,6 +471,8 @@ export async function startFakeMaritaca(options: FakeMaritacaOptions = {}): Prom
 }
 
 const WINDOW_MS = 60_000;
+/** Pause between attempts to take the port back after a `'refused'` outage. */
+const REBIND_RETRY_MS = 50;
 const MAX_BODY_BYTES = 16 * 1024 * 1024;
 const REPLY_PREFIX = 'Resposta para: ';
 const FILLER_WORD = ' palavra';
@@ -549,6 +622,13 @@ const RUNTIME_FIELDS: Readonly<Record<keyof FakeMaritacaBehaviour, (value: unkno
     invalidStructuredRate: (v) => (isRate(v) ? undefined : 'must be a number between 0 and 1'),
     invalidStructuredFirstOnly: (v) => (typeof v === 'boolean' ? undefined : 'must be true or false'),
     imageTokens: (v) => (Number.isInteger(v) && (v as number) >= 0 ? undefined : 'must be an integer >= 0'),
+    outage: (v) =>
+      v === 'refused' || v === 'unavailable' ? undefined : 'must be "refused" or "unavailable"',
+    outageForMs: (v) => (isNonNegative(v) && v > 0 ? undefined : 'must be a number > 0'),
+    revokeKeyAfterCalls: (v) =>
+      Number.isInteger(v) && (v as number) >= 0 ? undefined : 'must be an integer >= 0',
+    revokedStatus: (v) => (v === 401 || v === 402 || v === 403 ? undefined : 'must be 401, 402 or 403'),
+    echoKeyInErrors: (v) => (typeof v === 'boolean' ? undefined : 'must be true or false'),
   };
 
 const FIXED_FIELDS = new Set(['port', 'host', 'apiKey']);
@@ -600,6 +680,11 @@ function mergeBehaviour(
   if (median !== undefined && p99 !== undefined && p99 < median) {
     throw new RangeError('latencyP99Ms must be at least latencyMedianMs');
   }
+  // The duration belongs to one outage: ending the outage must not leave it to the next one.
+  if (update.outage === null && (update.outageForMs ?? null) === null) delete merged.outageForMs;
+  if (merged.outageForMs !== undefined && merged.outage === undefined) {
+    throw new RangeError('outageForMs needs outage');
+  }
   return merged as FakeMaritacaBehaviour;
 }
 
@@ -640,6 +725,42 @@ function sendJson(
 
 function openAiError(message: string, type: string): string {
   return JSON.stringify({ error: { message, type } });
+}
+
+/** FastAPI's `detail` body, which Maritaca's own refusals (401 and the like) use. */
+function fastApiError(detail: string): string {
+  return JSON.stringify({ detail });
+}
+
+/** What a gateway answers while the service behind it is down. */
+const SERVICE_UNAVAILABLE = 'Service temporarily unavailable. Please try again later.';
+
+/** Refusals of a key past `revokeKeyAfterCalls`, in the words each status usually comes with. */
+const REVOKED_KEY_DETAIL: Readonly<Record<401 | 402 | 403, string>> = {
+  401: 'Invalid or revoked API key',
+  402: 'Saldo insuficiente. Adicione créditos à sua conta para continuar usando a API.',
+  403: 'Forbidden: this API key is not allowed to use this resource',
+};
+
+/**
+ * `body` as a careless server would send it under `echoKeyInErrors`: the token appended to every
+ * message a client might log (a `detail` text, each FastAPI issue's `msg`, OpenAI's
+ * `error.message`) and the whole header echoed under `request_headers`.
+ */
+function withCredentialEchoed(body: string, authorization: string): string {
+  const token = authorization.replace(/^Bearer\s+/i, '');
+  const suffix = ` (key: ${token})`;
+  const echoed = JSON.parse(body) as Json;
+  const { detail, error } = echoed;
+  if (typeof detail === 'string') echoed.detail = detail + suffix;
+  if (Array.isArray(detail)) {
+    for (const issue of detail as Json[]) if (typeof issue.msg === 'string') issue.msg += suffix;
+  }
+  if (typeof error === 'object' && error !== null && typeof (error as Json).message === 'string') {
+    (error as Json).message += suffix;
+  }
+  echoed.request_headers = { authorization };
+  return JSON.stringify(echoed);
 }
 
 /** Reads the whole body; `undefined` when the client went away first, `null` when it is too large. */
@@ -729,8 +850,26 @@ class FakeMaritaca implements FakeMaritacaServer {
   private billedByRequestId = new Map<string, number>();
   private completionCounter = 0;
   private closing: Promise<void> | undefined;
+  /** Set by close(): the port stays shut whatever the behaviour says. */
+  private closed = false;
   private boundPort = 0;
+  /** The address the port was first bound on, so a `'refused'` outage reopens exactly there. */
+  private boundHost = '';
   private boundUrl = '';
+  /** Closings and reopenings of the port, chained so that one never overlaps another. */
+  private listenerSteps: Promise<void> = Promise.resolve();
+  /** A closing of the port still draining, which a reopening must wait for. */
+  private listenerShutting: Promise<void> | undefined;
+  private outageTimer: NodeJS.Timeout | undefined;
+  /** The outage clients met at the last look, to tell when one starts or ends. */
+  private outageInForce: FakeMaritacaStats['outage'] = null;
+  private outageStartedAt: number | null = null;
+  private outageEndedAt: number | null = null;
+  private outageCalls = 0;
+  private outageWaiters: { resolve: () => void; reject: (error: Error) => void }[] = [];
+  /** Chat calls carrying the right key since `revokeKeyAfterCalls` was set or the last reset. */
+  private keyCalls = 0;
+  private revokedCalls = 0;
 
   constructor(apiKey: string, behaviour: FakeMaritacaBehaviour) {
     this.expectedAuthorization = `Bearer ${apiKey}`;
@@ -750,15 +889,22 @@ class FakeMaritaca implements FakeMaritacaServer {
     return this.boundPort;
   }
 
-  listen(port: number, host: string): Promise<void> {
+  async listen(port: number, host: string): Promise<void> {
+    await this.bind(port, host);
+    const address = this.server.address() as AddressInfo;
+    this.boundPort = address.port;
+    this.boundHost = address.address;
+    const hostInUrl = address.address.includes(':') ? `[${address.address}]` : address.address;
+    this.boundUrl = `http://${hostInUrl}:${address.port}`;
+    // An outage given at start begins once the port is known, so a closed one reopens on it.
+    this.outageSettingsChanged();
+  }
+
+  private bind(port: number, host: string): Promise<void> {
     return new Promise((resolve, reject) => {
       this.server.once('error', reject);
       this.server.listen(port, host, () => {
         this.server.off('error', reject);
-        const address = this.server.address() as AddressInfo;
-        this.boundPort = address.port;
-        const hostInUrl = address.address.includes(':') ? `[${address.address}]` : address.address;
-        this.boundUrl = `http://${hostInUrl}:${address.port}`;
         resolve();
       });
     });
@@ -775,6 +921,11 @@ class FakeMaritaca implements FakeMaritacaServer {
       byStatus,
       billed: { ...this.billed },
       billedByRequestId: Object.fromEntries(this.billedByRequestId),
+      outage: this.outageInForce,
+      outageCalls: this.outageCalls,
+      outageStartedAt: this.outageStartedAt,
+      outageEndedAt: this.outageEndedAt,
+      revokedCalls: this.revokedCalls,
     };
   }
 
@@ -791,6 +942,11 @@ class FakeMaritaca implements FakeMaritacaServer {
     // Requests still in flight are real load, so the new peak starts from them, not from zero.
     this.peakConcurrency = this.currentConcurrency;
     this.window.clear();
+    this.outageCalls = 0;
+    this.revokedCalls = 0;
+    this.keyCalls = 0;
+    // A test starting afresh must not inherit the previous one's outage.
+    if (this.settings.outage !== undefined) this.configure({ outage: null });
   }
 
   configure(update: FakeMaritacaBehaviourUpdate): void {
@@ -801,24 +957,116 @@ class FakeMaritaca implements FakeMaritacaServer {
       this.random = mulberry32(update.seed);
       this.structuredRandom = mulberry32(structuredSeed(update.seed));
     }
+    // Setting the limit again, or lifting it, starts a fresh count toward it.
+    if (update.revokeKeyAfterCalls !== undefined) this.keyCalls = 0;
+    if (update.outage !== undefined || update.outageForMs !== undefined) this.outageSettingsChanged();
   }
 
   behaviour(): FakeMaritacaBehaviour {
     return { ...this.settings };
   }
 
+  outageEnded(): Promise<void> {
+    if (this.closed) return Promise.reject(new Error('the fake server is closed'));
+    if (this.outageInForce === null) return Promise.resolve();
+    return new Promise((resolve, reject) => this.outageWaiters.push({ resolve, reject }));
+  }
+
   close(): Promise<void> {
-    this.closing ??= new Promise<void>((resolve) => {
-      this.server.close(() => resolve());
-      // Work cut short by the server itself is not billed: nobody is left to invoice.
-      for (const exchange of [...this.inFlight]) {
-        this.finish(exchange);
-        exchange.res.socket?.destroy();
+    if (this.closing === undefined) {
+      this.closed = true;
+      clearTimeout(this.outageTimer);
+      for (const waiter of this.outageWaiters.splice(0)) {
+        waiter.reject(new Error('the fake server closed before the outage ended'));
       }
-      // Keep-alive sockets would otherwise hold close() until their idle timeout.
-      this.server.closeAllConnections();
-    });
+      this.closing = this.syncListener();
+    }
     return this.closing;
+  }
+
+  /** The port should accept connections: the server is open and not in a `'refused'` outage. */
+  private wantsListener(): boolean {
+    return !this.closed && this.settings.outage !== 'refused';
+  }
+
+  /** (Re)starts the outage's timer, opens or shuts the port to match, and notes the change. */
+  private outageSettingsChanged(): void {
+    clearTimeout(this.outageTimer);
+    this.outageTimer = undefined;
+    const { outage, outageForMs } = this.settings;
+    // Not unref'd: during a 'refused' outage this timer may be all that keeps a CLI process alive.
+    if (outage !== undefined && outageForMs !== undefined && !this.closed) {
+      this.outageTimer = setTimeout(() => this.configure({ outage: null }), outageForMs);
+    }
+    void this.syncListener();
+    this.noteOutage();
+  }
+
+  /**
+   * Brings the port to what is wanted. Refusing starts at once, before this returns; waiting for
+   * the close to drain and reopening run as chained steps, each aiming at what is wanted when it
+   * runs, so quick flips (or close() during a reopening) never leave the port open by mistake.
+   */
+  private syncListener(): Promise<void> {
+    if (!this.wantsListener() && this.server.listening) this.shutListener();
+    this.listenerSteps = this.listenerSteps.then(() => this.listenerStep());
+    return this.listenerSteps;
+  }
+
+  private async listenerStep(): Promise<void> {
+    if (!this.wantsListener() && this.server.listening) this.shutListener();
+    if (this.listenerShutting !== undefined) {
+      await this.listenerShutting;
+      this.listenerShutting = undefined;
+    }
+    if (this.wantsListener() && !this.server.listening) await this.reopen();
+    this.noteOutage();
+  }
+
+  /**
+   * Stops accepting connections, so new ones are refused, and drops every open one with whatever
+   * it was serving, as a server going down would. Work cut short by the server itself is not
+   * billed: nobody is left to invoice.
+   */
+  private shutListener(): void {
+    this.listenerShutting = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const exchange of [...this.inFlight]) {
+      this.finish(exchange);
+      exchange.res.socket?.destroy();
+    }
+    // Keep-alive sockets would otherwise keep serving, and hold the close until their idle timeout.
+    this.server.closeAllConnections();
+  }
+
+  /** Listens again on the same address and port; retries while something else holds the port. */
+  private async reopen(): Promise<void> {
+    while (this.wantsListener()) {
+      try {
+        await this.bind(this.boundPort, this.boundHost);
+        return;
+      } catch {
+        // Another process took the port during the outage: a restarting server would retry too.
+        await new Promise((resolve) => setTimeout(resolve, REBIND_RETRY_MS));
+      }
+    }
+  }
+
+  /** Stamps the start or the end of an outage when what clients meet has changed, and wakes waiters. */
+  private noteOutage(): void {
+    if (this.closed) return;
+    const before = this.outageInForce;
+    const now =
+      this.settings.outage === 'refused' || !this.server.listening
+        ? 'refused'
+        : (this.settings.outage ?? null);
+    this.outageInForce = now;
+    if (before === null && now !== null) {
+      this.outageStartedAt = Date.now();
+      this.outageEndedAt = null;
+    } else if (before !== null && now === null) {
+      this.outageEndedAt = Date.now();
+      for (const waiter of this.outageWaiters.splice(0)) waiter.resolve();
+    }
   }
 
   private route(req: http.IncomingMessage, res: http.ServerResponse): void {
@@ -830,10 +1078,13 @@ class FakeMaritaca implements FakeMaritacaServer {
         break;
       case '/models':
         if (method === 'GET') {
-          if (req.headers.authorization !== this.expectedAuthorization) {
-            return sendJson(res, 401, JSON.stringify({ detail: 'Invalid API key' }));
+          if (this.settings.outage === 'unavailable') {
+            return this.send(res, 503, fastApiError(SERVICE_UNAVAILABLE));
           }
-          return sendJson(res, 200, MODEL_LIST_BODY);
+          if (req.headers.authorization !== this.expectedAuthorization) {
+            return this.send(res, 401, fastApiError('Invalid API key'));
+          }
+          return this.send(res, 200, MODEL_LIST_BODY);
         }
         break;
       case '/_stats':
@@ -850,9 +1101,24 @@ class FakeMaritaca implements FakeMaritacaServer {
         if (method === 'POST') return void this.handleConfig(req, res).catch(() => res.destroy());
         break;
       default:
-        return sendJson(res, 404, JSON.stringify({ detail: 'Not Found' }));
+        return this.send(res, 404, fastApiError('Not Found'));
     }
-    sendJson(res, 405, JSON.stringify({ detail: 'Method Not Allowed' }));
+    this.send(res, 405, fastApiError('Method Not Allowed'));
+  }
+
+  /**
+   * Writes an answer of the API (the control endpoints use `sendJson`: they are the test's, not
+   * Maritaca's); under `echoKeyInErrors` an error answer repeats the credential the client sent.
+   */
+  private send(
+    res: http.ServerResponse,
+    status: number,
+    body: string,
+    headers?: Record<string, string>,
+  ): void {
+    const authorization = res.req.headers.authorization;
+    const echo = status >= 400 && this.settings.echoKeyInErrors === true && authorization !== undefined;
+    sendJson(res, status, echo ? withCredentialEchoed(body, authorization) : body, headers);
   }
 
   private async handleConfig(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -879,10 +1145,21 @@ class FakeMaritaca implements FakeMaritacaServer {
 
   private async handleChat(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const exchange = this.begin(req, res);
+    // The gateway in front of a service that is down answers before anything is checked.
+    if (this.settings.outage === 'unavailable') {
+      this.outageCalls++;
+      return this.respond(exchange, 503, fastApiError(SERVICE_UNAVAILABLE));
+    }
     // Auth comes before the body so a wrong key costs nothing, like a real gateway.
     if (req.headers.authorization !== this.expectedAuthorization) {
-      return this.respond(exchange, 401, JSON.stringify({ detail: 'Invalid API key' }));
+      return this.respond(exchange, 401, fastApiError('Invalid API key'));
     }
+    const { revokeKeyAfterCalls, revokedStatus = 401 } = this.settings;
+    if (revokeKeyAfterCalls !== undefined && this.keyCalls >= revokeKeyAfterCalls) {
+      this.revokedCalls++;
+      return this.respond(exchange, revokedStatus, fastApiError(REVOKED_KEY_DETAIL[revokedStatus]));
+    }
+    this.keyCalls++;
     const text = await readBody(req);
     if (exchange.done || text === undefined) return;
     if (text === null) {
@@ -1176,6 +1453,6 @@ class FakeMaritaca implements FakeMaritacaServer {
     if (exchange.phase.kind === 'generating') this.bill(exchange.requestId, exchange.phase.usage);
     if (exchange.clientGone) return;
     this.byStatus.set(status, (this.byStatus.get(status) ?? 0) + 1);
-    sendJson(exchange.res, status, body, headers);
+    this.send(exchange.res, status, body, headers);
   }
 }
