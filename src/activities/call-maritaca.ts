@@ -15,7 +15,12 @@ import {
   type CallFailureDetails,
   type CallMaritacaInput,
   type CallMaritacaOutput,
+  type CallMaritacaRunInput,
+  type CallMaritacaRunOutput,
   type ChatResult,
+  type RunCallFailure,
+  type RunCallOutcome,
+  RUN_CALL_FAILED_MESSAGE,
 } from '../shared';
 
 /** How a worker reaches Maritaca. The key stays here: it never enters workflow input or history. */
@@ -89,11 +94,22 @@ export function retryAfterMs(headers: Headers | undefined, now = Date.now()): nu
   return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }
 
+/** What one call needs from the activity running it. */
+interface CallContext {
+  /** The activity's attempt number. */
+  attempt: number;
+  /** Aborts the HTTP call (the activity was cancelled). */
+  signal: AbortSignal;
+  /** The batch's workflow id, for Maritaca's `X-Request-Id`. */
+  workflowId: string | undefined;
+}
+
 /**
- * Builds the `callMaritaca` activity: one chat completion through the OpenAI SDK with
- * `maxRetries: 0`, so Temporal's retry policy is the only one.
+ * The Maritaca client of a worker and the one call both activities make with it: a chat
+ * completion through the OpenAI SDK with `maxRetries: 0` (the workflow decides every retry),
+ * answered with the output or thrown as the `ApplicationFailure` the workflow classifies.
  */
-export function createCallMaritaca(connection: MaritacaConnectionOptions) {
+function maritacaCaller(connection: MaritacaConnectionOptions) {
   const client = new OpenAI({
     apiKey: connection.apiKey,
     baseURL: connection.baseURL,
@@ -104,31 +120,26 @@ export function createCallMaritaca(connection: MaritacaConnectionOptions) {
   const scrub = (text: string): string =>
     connection.apiKey ? text.split(connection.apiKey).join('[redacted]') : text;
 
-  /** Calls Maritaca once; failures are mapped to retryable or non-retryable `ApplicationFailure`s. */
-  return async function callMaritaca(input: CallMaritacaInput): Promise<CallMaritacaOutput> {
-    const ctx = Context.current();
-    const attempt = ctx.info.attempt;
-    const timeoutMs = ctx.info.heartbeatTimeoutMs;
-    const heartbeatIntervalMs =
-      connection.heartbeatIntervalMs ?? (timeoutMs ? timeoutMs / HEARTBEAT_TIMEOUT_FACTOR : 1000);
-    // No heartbeat at the start: a call shorter than the interval costs no heartbeat action.
-    let heartbeats = 0;
-    const heartbeat = setInterval(() => {
-      heartbeats += 1;
-      ctx.heartbeat();
-    }, heartbeatIntervalMs);
+  return async function callOnce(input: CallMaritacaInput, call: CallContext): Promise<CallMaritacaOutput> {
+    const { attempt } = call;
+    const startedAt = Date.now();
+    // A signal of its own per call: the SDK listens on it, and a run makes many calls under one
+    // activity signal, which would otherwise collect a listener per call.
+    const controller = new AbortController();
+    const abort = (): void => controller.abort();
+    if (call.signal.aborted) controller.abort();
+    else call.signal.addEventListener('abort', abort, { once: true });
     try {
       const completion = await client.chat.completions.create(
         // Maritaca's message and response-format shapes (image blocks, a local schema kept out)
         // are not the OpenAI SDK's types; the SDK passes the body through as it is.
         requestBody(input) as unknown as ChatCompletionCreateParamsNonStreaming,
         {
-          signal: ctx.cancellationSignal,
-          headers: {
-            'X-Request-Id': `${ctx.info.workflowExecution?.workflowId ?? 'standalone'}/${input.requestId}`,
-          },
+          signal: controller.signal,
+          headers: { 'X-Request-Id': `${call.workflowId ?? 'standalone'}/${input.requestId}` },
         },
       );
+      const elapsedMs = Date.now() - startedAt;
       const choice = completion.choices?.[0];
       const toolCalls = (choice?.message?.tool_calls ?? []) as ToolCall[];
       // An answer that only calls tools may come without text.
@@ -194,19 +205,146 @@ export function createCallMaritaca(connection: MaritacaConnectionOptions) {
         // Written before the activity reports back: if the report is lost and the call retried,
         // the second line replaces the first when read.
         await connection.store.appendOutcomes(input.store.results, [
-          { id: input.requestId, index: input.store.index, ok: true, result, attempts: attempt, cost },
+          {
+            id: input.requestId,
+            index: input.store.index,
+            ok: true,
+            result,
+            attempts: attempt + (input.store.attemptsBefore ?? 0),
+            cost,
+          },
         ]);
-        return { usage: usageSummary, cost, attempt, heartbeats, ...missing };
+        if (!input.store.returnResult) return { usage: usageSummary, cost, attempt, elapsedMs, ...missing };
       }
-      return { result, usage: usageSummary, cost, attempt, heartbeats, ...missing };
+      return { result, usage: usageSummary, cost, attempt, elapsedMs, ...missing };
     } catch (err) {
-      if (ctx.cancellationSignal.aborted) {
-        throw new CancelledFailure('Maritaca call cancelled');
-      }
-      throw toFailure(err, { attempt, ...(heartbeats > 0 ? { heartbeats } : {}) }, scrub);
+      if (call.signal.aborted) throw new CancelledFailure('Maritaca call cancelled');
+      throw toFailure(err, { attempt }, scrub);
     } finally {
-      clearInterval(heartbeat);
+      call.signal.removeEventListener('abort', abort);
     }
+  };
+}
+
+/**
+ * Sends a heartbeat every interval while `work` runs (none at the start: work shorter than the
+ * interval costs no heartbeat action) and counts them. The interval is the connection's, else
+ * the one the batch chose (read back from the activity's heartbeat timeout), else 1 s.
+ */
+async function withHeartbeats<T>(
+  connection: MaritacaConnectionOptions,
+  work: (heartbeatsSoFar: () => number) => Promise<T>,
+): Promise<T> {
+  const ctx = Context.current();
+  const timeoutMs = ctx.info.heartbeatTimeoutMs;
+  const intervalMs =
+    connection.heartbeatIntervalMs ?? (timeoutMs ? timeoutMs / HEARTBEAT_TIMEOUT_FACTOR : 1000);
+  let heartbeats = 0;
+  const timer = setInterval(() => {
+    heartbeats += 1;
+    ctx.heartbeat();
+  }, intervalMs);
+  try {
+    return await work(() => heartbeats);
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+/** The call context of the activity running now. */
+function currentCall(): CallContext {
+  const ctx = Context.current();
+  return {
+    attempt: ctx.info.attempt,
+    signal: ctx.cancellationSignal,
+    workflowId: ctx.info.workflowExecution?.workflowId,
+  };
+}
+
+/** Builds the `callMaritaca` activity: one chat completion, one outcome. */
+export function createCallMaritaca(connection: MaritacaConnectionOptions) {
+  const callOnce = maritacaCaller(connection);
+
+  /** Calls Maritaca once; failures are mapped to retryable or non-retryable `ApplicationFailure`s. */
+  return async function callMaritaca(input: CallMaritacaInput): Promise<CallMaritacaOutput> {
+    return withHeartbeats(connection, async (heartbeats) => {
+      try {
+        const output = await callOnce(input, currentCall());
+        return heartbeats() > 0 ? { ...output, heartbeats: heartbeats() } : output;
+      } catch (err) {
+        if (!(err instanceof ApplicationFailure) || heartbeats() === 0) throw err;
+        const details = (err.details?.[0] ?? {}) as CallFailureDetails;
+        throw ApplicationFailure.create({
+          type: err.type ?? undefined,
+          message: err.message,
+          nonRetryable: err.nonRetryable ?? false,
+          details: [{ ...details, heartbeats: heartbeats() }],
+          ...(err.nextRetryDelay !== undefined && err.nextRetryDelay !== null
+            ? { nextRetryDelay: err.nextRetryDelay }
+            : {}),
+        });
+      }
+    });
+  };
+}
+
+/**
+ * Failures that belong to the request alone (Maritaca refused or misanswered this request): the
+ * run goes on with its next call. Any other failure (a 429, an outage, a bad key) is the API's
+ * state, so the run stops there and gives its remaining calls back to the workflow, which decides.
+ */
+const REQUEST_OWN_FAILURES: ReadonlySet<string> = new Set([
+  FailureTypes.BadRequest,
+  FailureTypes.InvalidResponse,
+  FailureTypes.InvalidStructuredOutput,
+]);
+
+/**
+ * Builds the `callMaritacaRun` activity: several requests called one after another in one slot
+ * of the batch's window, with one outcome each, so a failure resends none of the others.
+ */
+export function createCallMaritacaRun(connection: MaritacaConnectionOptions) {
+  const callOnce = maritacaCaller(connection);
+
+  /** Calls each request in turn; never throws for a call's own failure (it is that call's outcome). */
+  return async function callMaritacaRun(input: CallMaritacaRunInput): Promise<CallMaritacaRunOutput> {
+    return withHeartbeats(connection, async (heartbeats) => {
+      const call = currentCall();
+      const outcomes: RunCallOutcome[] = [];
+      let stopped = false;
+      for (const request of input.calls) {
+        if (stopped || call.signal.aborted) {
+          outcomes.push({ kind: 'not_started' });
+          continue;
+        }
+        try {
+          outcomes.push({ kind: 'answered', output: await callOnce(request, call) });
+        } catch (err) {
+          if (err instanceof CancelledFailure) {
+            outcomes.push({ kind: 'aborted' });
+            stopped = true;
+            continue;
+          }
+          const failure = err as ApplicationFailure;
+          const failed: RunCallFailure = {
+            type: failure.type ?? FailureTypes.ConnectionError,
+            message: failure.message,
+            nonRetryable: failure.nonRetryable ?? false,
+            details: (failure.details?.[0] ?? { attempt: call.attempt }) as CallFailureDetails,
+          };
+          outcomes.push({ kind: 'failed', failure: failed });
+          // Logged as a failed single-call activity would be, so the worker's log reads the same.
+          Context.current().log.warn(RUN_CALL_FAILED_MESSAGE, {
+            requestId: request.requestId,
+            attempt: request.requestAttempt?.number ?? call.attempt,
+            ...(request.requestAttempt ? { maximumAttempts: request.requestAttempt.of } : {}),
+            error: { ...failed, details: [failed.details] },
+          });
+          stopped = !REQUEST_OWN_FAILURES.has(failure.type ?? '');
+        }
+      }
+      return { outcomes, heartbeats: heartbeats() };
+    });
   };
 }
 
@@ -261,11 +399,7 @@ function neverSent(err: unknown): boolean {
 const MAYBE_BILLED_STATUSES = new Set([408, 502, 504]);
 
 /** Maps an SDK error to the `ApplicationFailure` Temporal retries (or not). */
-function toFailure(
-  err: unknown,
-  base: { attempt: number; heartbeats?: number },
-  scrub: (text: string) => string,
-): unknown {
+function toFailure(err: unknown, base: { attempt: number }, scrub: (text: string) => string): unknown {
   if (err instanceof ApplicationFailure) return err;
   if (err instanceof OpenAI.APIConnectionError) {
     const timedOut = err instanceof OpenAI.APIConnectionTimeoutError;

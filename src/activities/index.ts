@@ -7,10 +7,11 @@ import {
   type LoadPageOutput,
   type PriceTable,
   type RequestOutcome,
+  type AnsweredCall,
   type ResultsRef,
 } from '../shared';
 import { StoreAccessError, storeFromEnv, type BatchStore } from '../store';
-import { createCallMaritaca, type MaritacaConnectionOptions } from './call-maritaca';
+import { createCallMaritaca, createCallMaritacaRun, type MaritacaConnectionOptions } from './call-maritaca';
 import { estimateRequests, loadRequestPage, type CountedEstimate, type EstimateRequestsInput } from './pages';
 import { createObservabilityActivities, type ProgressListener } from './observability';
 
@@ -84,6 +85,33 @@ export function createActivities(deps: ActivityDependencies) {
     async appendOutcomes(input: { results: ResultsRef; outcomes: RequestOutcome[] }): Promise<void> {
       await storeCall(() => store.appendOutcomes(input.results, input.outcomes));
     },
+    /**
+     * What the store holds of requests whose run never reported back: the ones it answered
+     * (each writes its outcome before the next call starts), with their usage and cost.
+     */
+    async answeredInStore(input: {
+      results: ResultsRef;
+      indexes: number[];
+      /** Return the answers too (an inline batch keeps them in the workflow). */
+      withResults?: boolean;
+    }): Promise<AnsweredCall[]> {
+      const outcomes = await storeCall(() => store.readSingleOutcomes(input.results, input.indexes));
+      return outcomes.flatMap((outcome) =>
+        outcome.ok
+          ? [
+              {
+                index: outcome.index,
+                cost: outcome.cost,
+                usage: {
+                  promptTokens: outcome.result.llmOutput.tokenUsage.promptTokens,
+                  completionTokens: outcome.result.llmOutput.tokenUsage.completionTokens,
+                },
+                ...(input.withResults ? { result: outcome.result } : {}),
+              },
+            ]
+          : [],
+      );
+    },
     /** Folds the outcomes of a finished page into one object. */
     async compactOutcomes(input: {
       results: ResultsRef;
@@ -93,6 +121,7 @@ export function createActivities(deps: ActivityDependencies) {
       await storeCall(() => store.compactOutcomes(input.results, input.startIndex, input.endIndex));
     },
     callMaritaca: createCallMaritaca({ ...deps, store }),
+    callMaritacaRun: createCallMaritacaRun({ ...deps, store }),
     ...createObservabilityActivities(deps.onProgress),
   };
 }

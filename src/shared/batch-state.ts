@@ -31,6 +31,9 @@ function overheadKeyOf(item: PageItem): string {
   return overheadKey(item.call.model, item.call.messages.length, overheadShape(item.call));
 }
 
+/** Weight of the newest answer in the batch's average latency. */
+const LATENCY_WEIGHT = 0.2;
+
 /** A request waiting to be tried again, not before `notBefore` (workflow time, ms) when set. */
 export type QueuedRetry = PageItem & { notBefore?: number };
 
@@ -79,6 +82,8 @@ function carriedDefaults(maxConcurrency: number) {
     heartbeats: 0,
     /** Times a request's answer did not match its requested JSON and it was asked again. */
     reasks: {} as Record<string, number>,
+    /** Average time Maritaca took to answer (ms, moving average); null before any answer. */
+    callLatencyMs: null as number | null,
     results: null as ResultsRef | null,
     openPages: [] as OpenPage[],
   };
@@ -93,6 +98,8 @@ function transientDefaults() {
     status: 'estimating' as BatchStatus,
     waitingFor: null as WaitingFor,
     inFlight: 0,
+    /** Activities calling Maritaca now: each holds one slot of the window, however many calls it carries. */
+    runsInFlight: 0,
     reservations: {} as Record<string, number>,
     reserved: 0,
     estimatedCost: 0,
@@ -243,7 +250,7 @@ export class BatchState {
   dispatchView(rateLimit: RateLimits | undefined): DispatchView {
     return {
       paused: this.d.paused,
-      inFlight: this.d.inFlight,
+      inFlight: this.d.runsInFlight,
       window: this.d.window,
       maxConcurrency: this.d.maxConcurrency,
       holdUntil: this.d.holdUntil,
@@ -304,9 +311,16 @@ export class BatchState {
   /**
    * A call starts: it is in flight, its worst case is reserved and (with limits) it counts against
    * the minute. `reservation` is the one the dispatch policy approved (by default worked out here).
+   * A call that `joinsRun` rides in an activity already holding a slot; any other takes a slot.
    */
-  startCall(item: PageItem, countInRateWindow: boolean, reservation = this.reservationOf(item)): void {
+  startCall(
+    item: PageItem,
+    countInRateWindow: boolean,
+    reservation = this.reservationOf(item),
+    joinsRun = false,
+  ): void {
     this.d.inFlight += 1;
+    if (!joinsRun) this.d.runsInFlight += 1;
     this.ledger.reserve(item.index, item.cost, item.maxCost, reservation.maxCost);
     if (countInRateWindow) {
       this.d.rateWindow.push({
@@ -323,7 +337,10 @@ export class BatchState {
    * A call answered: spend its real cost (its worst case when Maritaca sent no `usage`), learn
    * the template overhead from it, grow the window, and count what it really used against the minute.
    */
-  callSucceeded(item: PageItem, output: Pick<CallMaritacaOutput, 'cost' | 'usage' | 'usageMissing'>): void {
+  callSucceeded(
+    item: PageItem,
+    output: Pick<CallMaritacaOutput, 'cost' | 'usage' | 'usageMissing' | 'elapsedMs'>,
+  ): void {
     const { index } = item;
     const { usage } = output;
     delete this.d.priorAttempts[index];
@@ -335,6 +352,11 @@ export class BatchState {
       this.learnOverhead(item, usage.promptTokens);
     }
     this.d.window = adaptWindow(this.d.window, this.d.maxConcurrency, 'success');
+    if (output.elapsedMs !== undefined) {
+      const known = this.d.callLatencyMs;
+      this.d.callLatencyMs =
+        known === null ? output.elapsedMs : known + LATENCY_WEIGHT * (output.elapsedMs - known);
+    }
     const entry = this.d.rateWindow.find((e) => e.index === index);
     if (entry && !output.usageMissing) {
       entry.inputTokens = usage.promptTokens;
@@ -390,6 +412,17 @@ export class BatchState {
     return true;
   }
 
+  /**
+   * A run stopped before it called `item`: the request goes back to the front of the queue as
+   * it was (no attempt spent, nothing billed, its minute's count given back).
+   */
+  callNotStarted(item: PageItem): void {
+    const entry = this.d.rateWindow.findIndex((e) => e.index === item.index);
+    if (entry !== -1) this.d.rateWindow.splice(entry, 1);
+    this.d.retryQueue.unshift(item);
+    this.ledger.requeue(item.index, item.cost, item.maxCost);
+  }
+
   /** Attempts a request spent in earlier executions (each 429 ends one). */
   priorAttemptsOf(index: number): number {
     return this.d.priorAttempts[index] ?? 0;
@@ -428,9 +461,13 @@ export class BatchState {
     this.d.failed += 1;
   }
 
-  /** A call is over, however it ended: it leaves the window and gives its reservation back. */
-  callEnded(index: number): void {
+  /**
+   * A call is over, however it ended: it gives its reservation back and, when it `endsRun` (the
+   * last call of its activity), the slot too.
+   */
+  callEnded(index: number, endsRun = true): void {
     this.d.inFlight -= 1;
+    if (endsRun) this.d.runsInFlight -= 1;
     this.ledger.release(index);
     this.changed();
   }
@@ -480,7 +517,7 @@ export class BatchState {
       approvals: d.approvals,
       waitingFor: d.waitingFor,
       budget: this.ledger.budgetState(),
-      concurrency: { max: d.maxConcurrency, current: this.allowedInFlight },
+      concurrency: { max: d.maxConcurrency, current: this.allowedInFlight, inUse: d.runsInFlight },
       paused: d.paused,
       rateLimitedResponses: d.rateLimitedResponses,
       ...(Object.keys(d.templateOverheads).length > 0 ? { templateOverhead: this.learnedOverhead() } : {}),

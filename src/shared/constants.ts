@@ -24,6 +24,12 @@ export const DEFAULT_RETRY = {
 export const INLINE_RESULTS_MAX = 1000;
 /** Default bound on the events of one run (`historyEventLimit`); the batch continues as new before it. */
 export const DEFAULT_HISTORY_EVENT_LIMIT = 10_000;
+/**
+ * Bytes of history after which a run continues as new, whatever its event count: runs of calls
+ * put many requests in one event, and a history stays readable by clients whose gRPC messages
+ * are capped at 4 MB (the default) only below that.
+ */
+export const HISTORY_SIZE_LIMIT_BYTES = 2 * 1024 * 1024;
 
 /** Statuses a batch never leaves: it has ended (or, for a closed run, how it ended). */
 export const FINAL_STATUSES: readonly BatchStatus[] = [
@@ -61,6 +67,20 @@ export const DEFAULT_IMAGE_TOKEN_BOUND = 2000;
  * whose worker died is retried once 1.5 intervals pass without one.
  */
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 20_000;
+
+/**
+ * How long a run of calls (several requests called one after another by one activity, with one
+ * outcome each) should last when `callsPerActivity` is `auto`: long enough that the workflow
+ * task and activity schedule of each run are shared by several calls, short enough that progress
+ * and results arrive every few seconds and a lost worker resends little.
+ */
+export const RUN_TARGET_MS = 2_000;
+
+/** Most calls one activity carries when `callsPerActivity` is `auto`. */
+export const MAX_AUTO_CALLS_PER_ACTIVITY = 50;
+
+/** Most calls one activity may carry when a batch sets `callsPerActivity`. */
+export const MAX_CALLS_PER_ACTIVITY = 500;
 
 /** Heartbeat timeout of a Maritaca call, as a multiple of its heartbeat interval. */
 export const HEARTBEAT_TIMEOUT_FACTOR = 1.5;

@@ -1,4 +1,5 @@
 import type { BudgetLedger } from './budget-ledger';
+import { MAX_AUTO_CALLS_PER_ACTIVITY, RUN_TARGET_MS } from './constants';
 import { pruneWindow, rateWaitMs, type RateLimits, type WindowEntry } from './rate-window';
 import type { BatchStatus, WaitingFor } from './types';
 
@@ -86,4 +87,45 @@ export function decideDispatch(
     return { start: false, reason: view.inFlight > 0 ? 'budget' : 'awaiting_budget' };
   }
   return { start: true };
+}
+
+/** What sizes the next run of calls. */
+export interface RunSizing {
+  /** The batch's `callsPerActivity`: a fixed number, or `auto` (sized from latency). */
+  setting: number | 'auto' | undefined;
+  /** Average time Maritaca took to answer this batch's calls so far; null before any answer. */
+  latencyMs: number | null;
+  /** Requests waiting to start (never started, or sent back). */
+  queued: number;
+  /** Runs that may be in flight at once (the window). */
+  slots: number;
+  /** A per-minute limit is declared: each start must be counted when it really happens. */
+  rateLimited: boolean;
+}
+
+/**
+ * How many requests the next activity calls one after another. Several calls per activity share
+ * one activity schedule and one workflow task, which is most of what a call costs Temporal when
+ * Maritaca answers fast. `auto` aims for runs of about {@link RUN_TARGET_MS}: one call until the
+ * batch has seen an answer, and one call whenever per-minute limits are declared (a run's later
+ * calls would start after the minute the workflow counted them in). Runs never take more than an
+ * even share of what is queued, so the end of a batch is spread over every slot.
+ */
+export function callsPerRun(sizing: RunSizing): number {
+  const { setting, latencyMs, queued, slots } = sizing;
+  let calls: number;
+  if (setting !== undefined && setting !== 'auto') calls = setting;
+  else if (sizing.rateLimited || latencyMs === null) calls = 1;
+  else calls = Math.min(MAX_AUTO_CALLS_PER_ACTIVITY, Math.floor(RUN_TARGET_MS / Math.max(1, latencyMs)));
+  if (sizing.rateLimited) calls = 1;
+  const evenShare = Math.ceil(queued / Math.max(1, slots));
+  return Math.max(1, Math.min(calls, evenShare));
+}
+
+/**
+ * May a request join the run being assembled at `now`: the run already holds a slot, so only
+ * what stops any start applies (a pause, a 429's hold, the budget).
+ */
+export function mayJoinRun(view: DispatchView, candidate: DispatchCandidate, now: number): boolean {
+  return !view.paused && now >= view.holdUntil && view.ledger.fits(candidate.maxCost);
 }

@@ -60,3 +60,9 @@ export interface CallFailureDetails {
   /** Heartbeats the call sent before it failed (each a Temporal action). */
   heartbeats?: number;
 }
+
+/**
+ * What a run of calls logs (at WARN, with the request's id, attempt and the failure as `error`)
+ * when one of its calls fails: the worker's logger treats it like a failed `callMaritaca` activity.
+ */
+export const RUN_CALL_FAILED_MESSAGE = 'Maritaca call failed';

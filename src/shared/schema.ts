@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseDurationMs } from './duration';
+import { MAX_CALLS_PER_ACTIVITY } from './constants';
 import type { CarriedState } from './batch-state';
 
 /** Roles a chat message may have. */
@@ -225,6 +226,11 @@ export const batchOptionsSchema = z.object({
   // The trade-off between Temporal actions and how fast a cancel or a lost worker is noticed.
   heartbeatInterval: durationSchema
     .refine((v) => (parseDurationMs(v) ?? 0) >= 1000, { error: 'must be at least 1 second' })
+    .optional(),
+  // Requests one activity calls one after another: 'auto' (the default) sizes runs from the
+  // answers' latency; 1 schedules one activity per request.
+  callsPerActivity: z
+    .union([z.literal('auto'), z.number().int().min(1).max(MAX_CALLS_PER_ACTIVITY)])
     .optional(),
   retry: retryOptionsSchema.optional(),
   rateLimit: rateLimitSchema.optional(),

@@ -28,7 +28,8 @@ const PAGE = 500;
  * The actions a batch of `requests` is expected to take when every call answers within one
  * heartbeat interval and nothing fails: one activity per request, two per page of a large batch,
  * one run per few thousand requests, and the fixed ones. A call that runs longer adds a heartbeat
- * per interval; a retry adds an activity.
+ * per interval; a retry adds an activity. Calls faster than about two seconds share activities
+ * (runs of calls, `callsPerActivity`), so for them this is an upper bound.
  */
 export function expectedTemporalActions(requests: number, usdPerMillion: number): TemporalActions {
   const pages = Math.ceil(requests / PAGE);

@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import type { TemplateOverhead } from './template-overhead';
 import type { TemporalActions } from './temporal-actions';
+import type { CallFailureDetails } from './failures';
 import type {
   approveBudgetSchema,
   approveSchema,
@@ -201,6 +202,11 @@ export interface BatchProgress {
   completed: number;
   succeeded: number;
   failed: number;
+  /**
+   * Requests handed to workers and not settled yet. With runs of calls (`callsPerActivity`) a
+   * slot carries several, called one after another, so this may exceed the concurrency;
+   * `concurrency.inUse` counts the slots.
+   */
   inFlight: number;
   pending: number;
   estimate: BatchEstimate | null;
@@ -219,8 +225,11 @@ export interface BatchProgress {
   waitingFor: WaitingFor;
   /** Budget figures once approved, else `null`. */
   budget: BudgetState | null;
-  /** Concurrency cap (`maxConcurrency`, changed by `setConcurrency`) and the window in force after 429 back-off. */
-  concurrency: { max: number; current: number };
+  /**
+   * Concurrency cap (`maxConcurrency`, changed by `setConcurrency`), the window in force after
+   * 429 back-off, and the slots in use (activities calling Maritaca now, at most one call each).
+   */
+  concurrency: { max: number; current: number; inUse: number };
   /** Paused by the `pause` signal. */
   paused: boolean;
   /** 429 answers seen so far. */
@@ -267,10 +276,17 @@ export interface BatchResult {
 export interface CallMaritacaInput {
   requestId: string;
   /**
-   * When set, the outcome is appended to this results store and not returned, so answers stay
-   * off the workflow history; `index` is the request's position.
+   * When set, the outcome is appended to this results store and (unless `returnResult`) not
+   * returned, so answers stay off the workflow history; `index` is the request's position.
    */
-  store?: { results: ResultsRef; index: number };
+  store?: {
+    results: ResultsRef;
+    index: number;
+    /** Attempts and re-asks the request spent before this call, counted in the stored outcome. */
+    attemptsBefore?: number;
+    /** Return the answer too (an inline batch): the stored outcome is only a receipt. */
+    returnResult?: boolean;
+  };
   model: string;
   messages: ChatMessage[];
   maxTokens: number;
@@ -304,6 +320,48 @@ export interface CallMaritacaOutput {
   attempt: number;
   /** Heartbeats the call sent (each a Temporal action). */
   heartbeats?: number;
+  /** How long Maritaca took to answer, in ms (sizes the batch's runs of calls). */
+  elapsedMs?: number;
+}
+
+/** A call found answered in the results store after its run was lost (`answeredInStore`). */
+export interface AnsweredCall {
+  index: number;
+  cost: number;
+  usage: { promptTokens: number; completionTokens: number };
+  /** The answer, when asked for (an inline batch). */
+  result?: ChatResult;
+}
+
+/** Input of the `callMaritacaRun` activity: requests called one after another in one slot. */
+export interface CallMaritacaRunInput {
+  calls: CallMaritacaInput[];
+}
+
+/** A call of a run that failed: the failure `callMaritaca` would have thrown, as data. */
+export interface RunCallFailure {
+  type: string;
+  message: string;
+  nonRetryable: boolean;
+  details: CallFailureDetails;
+}
+
+/**
+ * What became of one call of a run: answered, failed (a failure of its own, or the one that
+ * stopped the run), aborted by a cancel (it may have been billed), or never started because the
+ * run stopped before it.
+ */
+export type RunCallOutcome =
+  | { kind: 'answered'; output: CallMaritacaOutput }
+  | { kind: 'failed'; failure: RunCallFailure }
+  | { kind: 'aborted' }
+  | { kind: 'not_started' };
+
+/** Output of the `callMaritacaRun` activity: one outcome per call, in input order. */
+export interface CallMaritacaRunOutput {
+  outcomes: RunCallOutcome[];
+  /** Heartbeats the run sent (each a Temporal action). */
+  heartbeats: number;
 }
 
 /** Input of the `estimateCost` activity. */

@@ -45,6 +45,11 @@ export interface BatchStore {
   compactOutcomes(ref: ResultsRef, startIndex: number, endIndex: number): Promise<void>;
   /** Every outcome, one per request, in input order, streamed (memory stays flat for any size). */
   readOutcomes(ref: ResultsRef): AsyncIterable<RequestOutcome>;
+  /**
+   * The outcomes already written one by one for these requests (not yet folded into a page),
+   * in index order; requests without one are left out.
+   */
+  readSingleOutcomes(ref: ResultsRef, indexes: readonly number[]): Promise<RequestOutcome[]>;
   /** Deletes the objects at these URLs (missing ones are not an error). */
   remove(urls: readonly string[]): Promise<void>;
   /** URLs of every object this store wrote for `batchId` (requests it uploaded and outcomes). */
@@ -246,6 +251,19 @@ export function createBatchStore(options: BatchStoreOptions): BatchStore {
         const url = joinUrl(ref.url, `outcome-${pad(outcome.index)}.jsonl`);
         await objectsFor(url).write(url, sealLine(JSON.stringify(outcome)) + '\n');
       });
+    },
+
+    async readSingleOutcomes(ref, indexes) {
+      if (ref.type !== 'objects' || indexes.length === 0) return [];
+      const found = await mapLimited(
+        [...indexes].sort((a, b) => a - b),
+        READ_PARALLELISM,
+        async (index) => {
+          const url = joinUrl(ref.url, `outcome-${pad(index)}.jsonl`);
+          return (await objectsFor(url).size(url)) === undefined ? [] : readLines(url);
+        },
+      );
+      return found.flat();
     },
 
     async compactOutcomes(ref, startIndex, endIndex) {

@@ -1,6 +1,6 @@
 import type { Logger, LogLevel, LogMetadata } from '@temporalio/common';
 import { DefaultLogger, type ActivityInterceptorsFactory, type LogEntry } from '@temporalio/worker';
-import { FailureTypes, type CallFailureDetails } from '../shared/failures';
+import { FailureTypes, RUN_CALL_FAILED_MESSAGE, type CallFailureDetails } from '../shared/failures';
 
 /**
  * Failure types Maritaca produces in normal operation (rate limits, overloaded servers, dropped
@@ -51,7 +51,7 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 
 /** Reads a retryable Maritaca failure out of the SDK's "Activity failed" entry, or undefined for anything else. */
 function retryableFailure(message: string, meta: LogMetadata | undefined): RetryableFailure | undefined {
-  if (message !== 'Activity failed' || !meta) return undefined;
+  if ((message !== 'Activity failed' && message !== RUN_CALL_FAILED_MESSAGE) || !meta) return undefined;
   const error: unknown = meta.error;
   if (!isRecord(error) || typeof error.type !== 'string' || !EXPECTED_FAILURE_TYPES.has(error.type)) {
     return undefined;
@@ -185,11 +185,17 @@ export const requestLogAttributes: ActivityInterceptorsFactory = (ctx) => {
   // When the workflow schedules each attempt itself, the request's own count is in the input:
   // the activity's attempt (always 1 then) would call every failure the last.
   let requestAttempt: { number: number; of: number } | undefined;
+  let isRun = false;
   const maximumAttempts = ctx.info.retryPolicy?.maximumAttempts;
   return {
     inbound: {
       execute(input, next) {
         const first = input.args[0];
+        // A run of calls logs each call's request, attempt and limit itself.
+        if (isRecord(first) && Array.isArray(first.calls)) {
+          isRun = true;
+          return next(input);
+        }
         if (isRecord(first) && typeof first.requestId === 'string') requestId = first.requestId;
         if (isRecord(first) && isRecord(first.requestAttempt)) {
           const { number, of } = first.requestAttempt;
@@ -200,6 +206,7 @@ export const requestLogAttributes: ActivityInterceptorsFactory = (ctx) => {
     },
     outbound: {
       getLogAttributes(attributes, next) {
+        if (isRun) return next(attributes);
         return next({
           ...attributes,
           ...(requestId !== undefined ? { requestId } : {}),

@@ -45,6 +45,15 @@ export function callOptionsOf(options: BatchOptions): ActivityOptions {
   };
 }
 
+/**
+ * The options of an activity calling `calls` requests one after another: each call may take the
+ * whole of its own timeout, one after the other.
+ */
+export function runOptionsOf(callOptions: ActivityOptions, calls: number): ActivityOptions {
+  const perCall = Number(callOptions.startToCloseTimeout) - ACTIVITY_TIMEOUT_MARGIN_MS;
+  return { ...callOptions, startToCloseTimeout: perCall * calls + ACTIVITY_TIMEOUT_MARGIN_MS };
+}
+
 /** Every activity the batch schedules, each with the options its kind of work needs. */
 export function batchActivities(options: BatchOptions) {
   // Store work is short and reports no heartbeat: a worker that dies in it is found out by the
@@ -59,7 +68,7 @@ export function batchActivities(options: BatchOptions) {
     retry: { maximumAttempts: 5 },
   });
   const callOptions = callOptionsOf(options);
-  const { callMaritaca } = proxyActivities<Activities>(callOptions);
+  const { callMaritaca, callMaritacaRun } = proxyActivities<Activities>(callOptions);
   const { postProgress } = proxyActivities<Activities>({
     startToCloseTimeout: '15 seconds',
     retry: { maximumAttempts: 3 },
@@ -72,9 +81,11 @@ export function batchActivities(options: BatchOptions) {
     loadPage: store.loadPage,
     resultsRef: store.resultsRef,
     appendOutcomes: store.appendOutcomes,
+    answeredInStore: store.answeredInStore,
     compactOutcomes: store.compactOutcomes,
     estimateCost,
     callMaritaca,
+    callMaritacaRun,
     callOptions,
     postProgress,
     searchAttributesReady,

@@ -41,6 +41,8 @@ import { Reporter } from './reporting';
 const COMPACT_PAGES_PATCH = 'compact-result-pages';
 /** Runs started before this patch let Temporal retry calls inside one activity; later ones retry in the workflow. */
 const WORKFLOW_RETRIES_PATCH = 'workflow-side-retries';
+/** Several requests may share one `callMaritacaRun` activity (runs of calls). */
+const CALL_RUNS_PATCH = 'call-runs';
 
 /**
  * The durable batch: estimates the cost, waits for approval, then runs every request through a
@@ -131,6 +133,12 @@ async function runBatch(run: BatchRun): Promise<BatchResult> {
     state.setResults(await activities.resultsRef(workflowInfo().workflowId));
   const compactPages = patched(COMPACT_PAGES_PATCH);
   const workflowRetries = patched(WORKFLOW_RETRIES_PATCH);
+  // Runs need the workflow to own retries (each call of a run is one attempt).
+  const callRuns = workflowRetries && patched(CALL_RUNS_PATCH);
+  // Calls of a run write their answers to the store even in an inline batch: if the run's worker
+  // dies, what the store holds tells the answered calls from the ones never made.
+  if (callRuns && !state.view.results)
+    state.setResults(await activities.resultsRef(workflowInfo().workflowId));
   state.markRunning();
   reporter.setStatus('running');
   const pages = new PageQueue(state, activities, input, run.total);
@@ -144,6 +152,8 @@ async function runBatch(run: BatchRun): Promise<BatchResult> {
       : activities,
     options,
     workflowRetries,
+    callRuns,
+    queued: () => run.total - state.view.nextIndex + state.view.retryQueue.length,
     retryDelayMs: retryDelayOf(options),
     maximumAttempts: options.retry?.maximumAttempts ?? DEFAULT_RETRY.maximumAttempts,
     historyEventLimit: options.historyEventLimit ?? DEFAULT_HISTORY_EVENT_LIMIT,

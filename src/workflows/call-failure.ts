@@ -4,6 +4,7 @@ import {
   NON_RETRYABLE_FAILURE_TYPES,
   type CallFailureDetails,
   type RequestError,
+  type RunCallFailure,
 } from '../shared';
 
 /** A failed call as the batch reports it: the error, the attempts it took, and any Retry-After. */
@@ -30,19 +31,15 @@ export interface DescribedFailure {
 export function describeCallFailure(err: unknown, maximumAttempts: number): DescribedFailure {
   const cause = err instanceof ActivityFailure ? err.cause : err;
   if (cause instanceof ApplicationFailure) {
-    const details = (cause.details?.[0] ?? {}) as Partial<CallFailureDetails>;
-    const error: RequestError = { type: cause.type ?? 'Error', message: cause.message };
-    if (details.status !== undefined) error.status = details.status;
-    const described: DescribedFailure = {
-      error,
-      attempts: details.attempt ?? maximumAttempts,
-      retryable: !cause.nonRetryable && !NON_RETRYABLE_FAILURE_TYPES.includes(error.type),
-    };
-    if (details.retryAfterMs !== undefined) described.retryAfterMs = details.retryAfterMs;
-    if (details.billing === 'unknown') described.billing = 'unknown';
-    if (details.billedCost !== undefined) described.billedCost = details.billedCost;
-    if (details.heartbeats) described.heartbeats = details.heartbeats;
-    return described;
+    return describeRunFailure(
+      {
+        type: cause.type ?? 'Error',
+        message: cause.message,
+        nonRetryable: cause.nonRetryable ?? false,
+        details: (cause.details?.[0] ?? {}) as CallFailureDetails,
+      },
+      maximumAttempts,
+    );
   }
   if (cause instanceof TimeoutFailure) {
     // The worker never reported back (it died, or the call hung): the call may have been billed.
@@ -60,6 +57,23 @@ export function describeCallFailure(err: unknown, maximumAttempts: number): Desc
     retryable: true,
     billing: 'unknown',
   };
+}
+
+/** The per-request error of a call that failed inside a run (or of a `callMaritaca` failure, as data). */
+export function describeRunFailure(failure: RunCallFailure, maximumAttempts: number): DescribedFailure {
+  const details: Partial<CallFailureDetails> = failure.details ?? {};
+  const error: RequestError = { type: failure.type, message: failure.message };
+  if (details.status !== undefined) error.status = details.status;
+  const described: DescribedFailure = {
+    error,
+    attempts: details.attempt ?? maximumAttempts,
+    retryable: !failure.nonRetryable && !NON_RETRYABLE_FAILURE_TYPES.includes(error.type),
+  };
+  if (details.retryAfterMs !== undefined) described.retryAfterMs = details.retryAfterMs;
+  if (details.billing === 'unknown') described.billing = 'unknown';
+  if (details.billedCost !== undefined) described.billedCost = details.billedCost;
+  if (details.heartbeats) described.heartbeats = details.heartbeats;
+  return described;
 }
 
 /** Why the batch failed, in one line: an activity's failure names its cause too. */

@@ -3,18 +3,24 @@ import {
   BLOCKED_STATE,
   DEFAULT_STRUCTURED_OUTPUT_RETRIES,
   FailureTypes,
+  callsPerRun,
   decideDispatch,
+  mayJoinRun,
   type BatchOptions,
+  type AnsweredCall,
+  type CallMaritacaInput,
+  type CallMaritacaOutput,
   type BatchState,
   type BatchStatus,
   type PageItem,
   type Reservation,
   type RequestError,
   type RequestOutcome,
+  type RunCallOutcome,
   type WaitingFor,
 } from '../shared';
-import type { BatchActivities } from './activities';
-import { describeCallFailure } from './call-failure';
+import { runOptionsOf, type BatchActivities } from './activities';
+import { describeCallFailure, describeRunFailure, type DescribedFailure } from './call-failure';
 import type { OutcomeBook } from './outcomes';
 import type { PageQueue } from './pages';
 import type { Reporter } from './reporting';
@@ -51,7 +57,10 @@ export interface DispatchContext {
   reporter: Reporter;
   pages: PageQueue;
   book: OutcomeBook;
-  activities: Pick<BatchActivities, 'callMaritaca' | 'callOptions' | 'appendOutcomes'>;
+  activities: Pick<
+    BatchActivities,
+    'callMaritaca' | 'callMaritacaRun' | 'callOptions' | 'appendOutcomes' | 'answeredInStore'
+  >;
   options: BatchOptions;
   maximumAttempts: number;
   historyEventLimit: number;
@@ -66,7 +75,24 @@ export interface DispatchContext {
   workflowRetries: boolean;
   /** Wait before the Nth retry of a request (N from 1), when {@link workflowRetries} is on. */
   retryDelayMs: (retry: number) => number;
+  /**
+   * Several requests may share one activity, called one after another with one outcome each
+   * (not in runs that began before runs existed).
+   */
+  callRuns: boolean;
+  /** Requests not yet settled or started: never started, or sent back to the queue. */
+  queued: () => number;
 }
+
+/** A request's outcome when it failed for good. */
+type FailedOutcome = Extract<RequestOutcome, { ok: false }>;
+
+/** What became of one call, as the workflow settles it. */
+type CallSettlement =
+  | { kind: 'answered'; output: CallMaritacaOutput }
+  | { kind: 'failed'; failure: DescribedFailure }
+  | { kind: 'aborted' }
+  | { kind: 'not_started' };
 
 /**
  * Starts every request through the window the policy allows, until all are settled, the batch
@@ -109,7 +135,8 @@ export class Dispatcher {
     if (this.fatal) return { kind: 'fatal', failure: this.fatal };
     if (state.view.rejected && state.view.status === 'awaiting_budget')
       return { kind: 'done', status: 'budget_exhausted' };
-    if (pages.shouldContinueAsNew(this.ctx.historyEventLimit)) return { kind: 'continue' };
+    // Runs of calls put many requests in one event: their histories are bounded in bytes too.
+    if (pages.shouldContinueAsNew(this.ctx.historyEventLimit, this.ctx.callRuns)) return { kind: 'continue' };
     pages.refill();
     const now = Date.now();
     const next = pages.peek(now);
@@ -127,6 +154,11 @@ export class Dispatcher {
     const decision = decideDispatch(state.dispatchView(this.ctx.options.rateLimit), reservation, now);
     if (decision.start) {
       reporter.setStatus('running');
+      const size = this.ctx.callRuns ? this.runSize() : 1;
+      if (size > 1) {
+        this.startRun(next, reservation, size, now);
+        return null;
+      }
       state.takeNext(pages.buffer, next);
       this.start(next, reservation);
       return null;
@@ -150,6 +182,40 @@ export class Dispatcher {
     return null;
   }
 
+  /** How many requests the next activity should carry. */
+  private runSize(): number {
+    const { state, options } = this.ctx;
+    return callsPerRun({
+      setting: options.callsPerActivity,
+      latencyMs: state.view.callLatencyMs,
+      queued: this.ctx.queued(),
+      slots: state.allowedInFlight,
+      rateLimited: options.rateLimit !== undefined,
+    });
+  }
+
+  /**
+   * Starts `first` and up to `size - 1` requests queued behind it that may start now, in one
+   * activity that holds one slot of the window.
+   */
+  private startRun(first: PageItem, reservation: Reservation, size: number, now: number): void {
+    const { state, pages, options } = this.ctx;
+    const items = [first];
+    state.takeNext(pages.buffer, first);
+    state.startCall(first, false, reservation);
+    while (items.length < size) {
+      pages.refill();
+      const next = pages.peek(now);
+      if (next === undefined) break;
+      const joining = state.reservationOf(next);
+      if (!mayJoinRun(state.dispatchView(options.rateLimit), joining, now)) break;
+      state.takeNext(pages.buffer, next);
+      state.startCall(next, false, joining, true);
+      items.push(next);
+    }
+    void this.runCalls(items);
+  }
+
   private start(item: PageItem, reservation: Reservation): void {
     this.ctx.state.startCall(item, this.ctx.options.rateLimit !== undefined, reservation);
     void this.runRequest(item);
@@ -164,74 +230,19 @@ export class Dispatcher {
       const output = await this.callScope.run(() =>
         activities.callMaritaca.executeWithOptions(
           { ...activities.callOptions, summary: `request ${call.requestId}` },
-          [
-            {
-              ...call,
-              ...(book.stored ? { store: { results: state.view.results!, index } } : {}),
-              ...(this.ctx.workflowRetries
-                ? { requestAttempt: { number: state.priorAttemptsOf(index) + 1, of: maximumAttempts } }
-                : {}),
-            },
-          ],
+          [this.callInput(item)],
         ),
       );
-      if (!book.stored && output.result) {
-        book.keep({
-          id: call.requestId,
-          index,
-          ok: true,
-          result: output.result,
-          attempts: output.attempt + state.priorAttemptsOf(index) + state.reasksOf(index),
-          cost: output.cost,
-        });
-      }
-      state.countHeartbeats(output.heartbeats);
-      state.callSucceeded(item, output);
-      this.settle(index);
+      this.answered(item, output);
     } catch (err) {
-      const { workflowRetries } = this.ctx;
       if (isCancellation(err) && (this.cancelled || this.fatal)) {
         // An aborted call may still have been generated and billed.
-        if (workflowRetries) state.callOutcomeUnknown(index);
+        if (this.ctx.workflowRetries) state.callOutcomeUnknown(index);
         return;
       }
-      const failure = describeCallFailure(err, maximumAttempts);
-      state.countHeartbeats(failure.heartbeats);
-      const { error, retryAfterMs } = failure;
-      // With workflow retries every call is one attempt; before, Temporal's retries were inside it.
-      const attemptsSoFar = (workflowRetries ? 1 : failure.attempts) + state.priorAttemptsOf(index);
-      const reasked = state.reasksOf(index);
-      if (workflowRetries && failure.billing === 'unknown') state.callOutcomeUnknown(index);
-      const holdMs = retryAfterMs ?? DEFAULT_RATE_LIMIT_HOLD_MS;
-      // A 429 goes back to the queue while attempts remain; anything else is the request's outcome.
-      if (
-        error.type === FailureTypes.RateLimited &&
-        state.callRateLimited(item, holdMs, attemptsSoFar, maximumAttempts)
-      ) {
-        return;
-      }
-      if (
-        error.type === FailureTypes.InvalidStructuredOutput &&
-        state.callAnsweredOff(
-          item,
-          failure.billedCost,
-          options.structuredOutputRetries ?? DEFAULT_STRUCTURED_OUTPUT_RETRIES,
-        )
-      ) {
-        return;
-      }
-      if (workflowRetries && failure.retryable && attemptsSoFar < maximumAttempts) {
-        state.callRetrying(item, attemptsSoFar, Date.now() + this.ctx.retryDelayMs(attemptsSoFar));
-        return;
-      }
-      state.callFailed(index);
-      const outcome: RequestOutcome = {
-        id: call.requestId,
-        index,
-        ok: false,
-        error,
-        attempts: attemptsSoFar + reasked,
-      };
+      const outcome = this.failed(item, describeCallFailure(err, maximumAttempts));
+      if (!outcome) return;
+      const { error } = outcome;
       const record = async (): Promise<void> => {
         book.keep(outcome);
         if (book.stored)
@@ -247,12 +258,216 @@ export class Dispatcher {
       }
       this.settle(index);
       if (!options.returnExceptions && !this.fatal) {
-        this.fatal = { id: call.requestId, index, error, attempts: attemptsSoFar + reasked };
+        this.fatal = { id: call.requestId, index, error, attempts: outcome.attempts };
         this.callScope.cancel();
       }
     } finally {
       state.callEnded(index);
     }
+  }
+
+  /**
+   * Calls `items` one after another in one activity, then settles each by its own outcome. A run
+   * that never reports back (its worker was lost, it timed out) settles every call as that
+   * failure: any of them may have been made, so each counts at its worst case and is retried.
+   */
+  private async runCalls(items: PageItem[]): Promise<void> {
+    const { state, book, activities, options, maximumAttempts } = this.ctx;
+    const first = items[0]!.call.requestId;
+    const last = items.at(-1)!.call.requestId;
+    let settlements: CallSettlement[];
+    try {
+      const output = await this.callScope.run(() =>
+        activities.callMaritacaRun.executeWithOptions(
+          {
+            ...runOptionsOf(activities.callOptions, items.length),
+            summary: `requests ${first} … ${last} (${items.length})`,
+          },
+          [{ calls: items.map((item) => this.callInput(item)) }],
+        ),
+      );
+      state.countHeartbeats(output.heartbeats);
+      settlements = output.outcomes.map((outcome) => this.settlementOf(outcome));
+    } catch (err) {
+      settlements =
+        isCancellation(err) && (this.cancelled || this.fatal)
+          ? items.map(() => ({ kind: 'aborted' }))
+          : await this.lostRun(items, describeCallFailure(err, maximumAttempts));
+    }
+    const failures: FailedOutcome[] = [];
+    try {
+      items.forEach((item, at) => {
+        const settlement = settlements[at] ?? { kind: 'not_started' };
+        switch (settlement.kind) {
+          case 'answered':
+            this.answered(item, settlement.output);
+            return;
+          case 'not_started':
+            state.callNotStarted(item);
+            return;
+          case 'aborted':
+            // Aborted by a cancel or a failing batch: it may still have been generated and billed.
+            state.callOutcomeUnknown(item.index);
+            return;
+          case 'failed': {
+            const outcome = this.failed(item, settlement.failure);
+            if (outcome) failures.push(outcome);
+          }
+        }
+      });
+      if (failures.length === 0) return;
+      const record = async (): Promise<void> => {
+        for (const outcome of failures) book.keep(outcome);
+        if (book.stored)
+          await activities.appendOutcomes({ results: state.view.results!, outcomes: failures });
+      };
+      try {
+        await CancellationScope.nonCancellable(record);
+      } catch (writeError) {
+        log.error('Could not record failed requests in the results store', {
+          requestIds: failures.map((f) => f.id),
+          error: (writeError as Error).message,
+        });
+      }
+      for (const outcome of failures) this.settle(outcome.index);
+      const fatal = failures[0]!;
+      if (!options.returnExceptions && !this.fatal) {
+        this.fatal = { id: fatal.id, index: fatal.index, error: fatal.error, attempts: fatal.attempts };
+        this.callScope.cancel();
+      }
+    } finally {
+      items.forEach((item, at) => state.callEnded(item.index, at === items.length - 1));
+    }
+  }
+
+  /**
+   * A run that never reported back (its worker died, it timed out). Its calls went one after
+   * another, each answer written to the store before the next call: the ones the store holds were
+   * answered; the others up to the last answered one, and the one after it, were made and may have
+   * been billed (they are retried, counted at their worst case); the rest were never made.
+   */
+  private async lostRun(items: PageItem[], failure: DescribedFailure): Promise<CallSettlement[]> {
+    const { state, activities } = this.ctx;
+    const made: CallSettlement = { kind: 'failed', failure };
+    if (!state.view.results) return items.map(() => made);
+    let answered: AnsweredCall[] = [];
+    try {
+      answered = await CancellationScope.nonCancellable(() =>
+        activities.answeredInStore({
+          results: state.view.results!,
+          indexes: items.map((item) => item.index),
+          ...(this.ctx.book.stored ? {} : { withResults: true }),
+        }),
+      );
+    } catch (err) {
+      log.warn('Could not read which calls of a lost run were answered; retrying them all', {
+        error: (err as Error).message,
+      });
+      return items.map(() => made);
+    }
+    const byIndex = new Map(answered.map((call) => [call.index, call]));
+    let lastAnswered = -1;
+    items.forEach((item, at) => {
+      if (byIndex.has(item.index)) lastAnswered = at;
+    });
+    return items.map((item, at): CallSettlement => {
+      const call = byIndex.get(item.index);
+      if (call) {
+        const output = { cost: call.cost, usage: call.usage, attempt: 1 };
+        return { kind: 'answered', output: call.result ? { ...output, result: call.result } : output };
+      }
+      return at <= lastAnswered + 1 ? made : { kind: 'not_started' };
+    });
+  }
+
+  /** A run's outcome of one call, in the terms the workflow settles calls by. */
+  private settlementOf(outcome: RunCallOutcome): CallSettlement {
+    if (outcome.kind !== 'failed') return outcome;
+    return { kind: 'failed', failure: describeRunFailure(outcome.failure, this.ctx.maximumAttempts) };
+  }
+
+  /** What the activity calling `item` is given. */
+  private callInput(item: PageItem): CallMaritacaInput {
+    const { state, book, maximumAttempts } = this.ctx;
+    const { call, index } = item;
+    return {
+      ...call,
+      ...(book.stored || (this.ctx.callRuns && state.view.results) ? { store: this.storeInput(index) } : {}),
+      ...(this.ctx.workflowRetries
+        ? { requestAttempt: { number: state.priorAttemptsOf(index) + 1, of: maximumAttempts } }
+        : {}),
+    };
+  }
+
+  /** Where the activity writes the answer to `index`, and the attempts it spent before this call. */
+  private storeInput(index: number): NonNullable<CallMaritacaInput['store']> {
+    const { state } = this.ctx;
+    const attemptsBefore = state.priorAttemptsOf(index) + state.reasksOf(index);
+    return {
+      results: state.view.results!,
+      index,
+      ...(attemptsBefore > 0 ? { attemptsBefore } : {}),
+      // An inline batch keeps its answers in the workflow: the stored one is a receipt.
+      ...(this.ctx.book.stored ? {} : { returnResult: true }),
+    };
+  }
+
+  /** Maritaca answered `item`: keep the answer (inline batches), spend its cost, settle it. */
+  private answered(item: PageItem, output: CallMaritacaOutput): void {
+    const { state, book } = this.ctx;
+    const { call, index } = item;
+    if (!book.stored && output.result) {
+      book.keep({
+        id: call.requestId,
+        index,
+        ok: true,
+        result: output.result,
+        attempts: output.attempt + state.priorAttemptsOf(index) + state.reasksOf(index),
+        cost: output.cost,
+      });
+    }
+    state.countHeartbeats(output.heartbeats);
+    state.callSucceeded(item, output);
+    this.settle(index);
+  }
+
+  /**
+   * A call of `item` failed: a 429, a re-ask or a retry sends it back to the queue (null);
+   * anything else fails the request, whose outcome is returned for the caller to record.
+   */
+  private failed(item: PageItem, failure: DescribedFailure): FailedOutcome | null {
+    const { state, options, maximumAttempts, workflowRetries } = this.ctx;
+    const { call, index } = item;
+    state.countHeartbeats(failure.heartbeats);
+    const { error, retryAfterMs } = failure;
+    // With workflow retries every call is one attempt; before, Temporal's retries were inside it.
+    const attemptsSoFar = (workflowRetries ? 1 : failure.attempts) + state.priorAttemptsOf(index);
+    const reasked = state.reasksOf(index);
+    if (workflowRetries && failure.billing === 'unknown') state.callOutcomeUnknown(index);
+    const holdMs = retryAfterMs ?? DEFAULT_RATE_LIMIT_HOLD_MS;
+    // A 429 goes back to the queue while attempts remain; anything else is the request's outcome.
+    if (
+      error.type === FailureTypes.RateLimited &&
+      state.callRateLimited(item, holdMs, attemptsSoFar, maximumAttempts)
+    ) {
+      return null;
+    }
+    if (
+      error.type === FailureTypes.InvalidStructuredOutput &&
+      state.callAnsweredOff(
+        item,
+        failure.billedCost,
+        options.structuredOutputRetries ?? DEFAULT_STRUCTURED_OUTPUT_RETRIES,
+      )
+    ) {
+      return null;
+    }
+    if (workflowRetries && failure.retryable && attemptsSoFar < maximumAttempts) {
+      state.callRetrying(item, attemptsSoFar, Date.now() + this.ctx.retryDelayMs(attemptsSoFar));
+      return null;
+    }
+    state.callFailed(index);
+    return { id: call.requestId, index, ok: false, error, attempts: attemptsSoFar + reasked };
   }
 
   /** Counts a request as settled for good; its page is compacted once all of its requests are. */

@@ -1,5 +1,13 @@
 import { log, workflowInfo } from '@temporalio/workflow';
-import type { BatchOptions, BatchRequest, BatchState, PageItem, RequestSource, ResultsRef } from '../shared';
+import {
+  HISTORY_SIZE_LIMIT_BYTES,
+  type BatchOptions,
+  type BatchRequest,
+  type BatchState,
+  type PageItem,
+  type RequestSource,
+  type ResultsRef,
+} from '../shared';
 import type { BatchActivities } from './activities';
 
 /** Requests resolved and priced per `loadPage` call; the workflow holds at most two pages. */
@@ -86,13 +94,17 @@ export class PageQueue {
     return this.buffer.length > 0 || this.state.view.retryQueue.length > 0 || this.moreToLoad();
   }
 
-  /** Whether this run should hand over to a new one before its history grows past the bound. */
-  shouldContinueAsNew(historyEventLimit: number): boolean {
+  /**
+   * Whether this run should hand over to a new one before its history grows past the bounds:
+   * `historyEventLimit` events, and (when `boundBytes`) {@link HISTORY_SIZE_LIMIT_BYTES}.
+   */
+  shouldContinueAsNew(historyEventLimit: number, boundBytes: boolean): boolean {
     const info = workflowInfo();
     return (
       this.workLeft() &&
       (info.continueAsNewSuggested ||
-        info.historyLength + 3 * this.state.view.inFlight + HISTORY_MARGIN_EVENTS >= historyEventLimit)
+        info.historyLength + 3 * this.state.view.inFlight + HISTORY_MARGIN_EVENTS >= historyEventLimit ||
+        (boundBytes && info.historySize >= HISTORY_SIZE_LIMIT_BYTES))
     );
   }
 

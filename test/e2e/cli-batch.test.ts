@@ -78,7 +78,7 @@ describe('the maritaca-batch CLI driving batches', () => {
     expect(new Set(ids).size).toBe(200);
     for (const line of output) expect(line.response?.status_code).toBe(200);
 
-    // What the orchestration cost: about one action per request.
+    // What the orchestration cost: at most about one action per request (fast calls share activities).
     const actions = await cli('actions', batchId, '--json');
     expect(actions.code).toBe(0);
     const used = JSON.parse(actions.out) as {
@@ -86,7 +86,8 @@ describe('the maritaca-batch CLI driving batches', () => {
       byType: Record<string, number>;
       usdPerMillion: number;
     };
-    expect(used.byType.activity_scheduled).toBeGreaterThanOrEqual(200);
+    expect(used.byType.activity_scheduled).toBeGreaterThan(0);
+    expect(used.byType.activity_scheduled).toBeLessThanOrEqual(200 + 5);
     expect(used.total / 200).toBeLessThan(1.3);
     expect(used.usdPerMillion).toBe(50);
 

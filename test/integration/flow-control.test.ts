@@ -206,7 +206,7 @@ describe('budget and flow control', () => {
       (s) => s.currentConcurrency === 6,
       { what: '6 in flight' },
     );
-    expect((await handle.progress()).concurrency).toEqual({ max: 6, current: 6 });
+    expect((await handle.progress()).concurrency).toMatchObject({ max: 6, current: 6 });
 
     await handle.setConcurrency(1);
     await waitFor(
@@ -234,6 +234,8 @@ describe('budget and flow control', () => {
       maxConcurrency: 4,
       autoApproveBelow: 100,
       retry: { maximumAttempts: 20 },
+      // One activity per request, so each 429 is an activity failure the history shows.
+      callsPerActivity: 1,
     });
     // Each hold keeps every start back for a whole second, against a 50 ms poll.
     const holding = await waitFor(

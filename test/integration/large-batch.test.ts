@@ -73,6 +73,8 @@ describe('large batches: bounded history, outcomes off the history', () => {
       maxConcurrency: 40,
       autoApproveBelow: 1000,
       historyEventLimit: 2000,
+      // One activity per request, so 1,300 requests need several runs of 2,000 events.
+      callsPerActivity: 1,
     });
     const result = await handle.result();
     expect(result.status).toBe('completed');

@@ -23,6 +23,7 @@ const CURRENT_SHAPES = [
   'retry-after-hold',
   'workflow-retries',
   'structured-reask',
+  'call-runs',
 ];
 const V0_1_SHAPES = ['approved', 'budget-pause', 'continue-as-new', 'failed', 'failures', 'rejected'];
 

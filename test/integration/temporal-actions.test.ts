@@ -19,6 +19,8 @@ describe('Temporal actions of a batch', () => {
       maxConcurrency: 5,
       autoApproveBelow: 10,
       temporalActionPrice: 25,
+      // One activity per request, the estimate's figure (faster calls share activities: fewer).
+      callsPerActivity: 1,
     });
     const result = await handle.result();
     expect(result.status).toBe('completed');

@@ -37,6 +37,7 @@ const SHAPES = [
   'budget-timeout',
   'workflow-retries',
   'structured-reask',
+  'call-runs',
 ];
 const only = process.env.RECORD_SHAPES?.split(',')
   .map((shape) => shape.trim())
@@ -258,6 +259,33 @@ describeRecording('recording replay fixtures', () => {
         await save('structured-reask', handle);
       } finally {
         ctx.fake.configure({ invalidStructuredRate: null, seed: null });
+      }
+    },
+  );
+
+  record(
+    ['call-runs'],
+    'runs of calls: a failure of its own in a run, a 429 that stops a run and gives back the rest',
+    async () => {
+      // Seeded: the same calls are refused on every recording.
+      ctx.fake.configure({ errorRate429: 0.15, retryAfterSeconds: 1, seed: 7 });
+      try {
+        const requests = questions(20);
+        requests[2]!.messages[0]!.content += ' [[fake-status:400]]';
+        const handle = await ctx.batches.start(requests, {
+          maxConcurrency: 2,
+          autoApproveBelow: 10,
+          returnExceptions: true,
+          callsPerActivity: 5,
+          retry: { maximumAttempts: 10 },
+        });
+        const result = await handle.result();
+        expect(result.status).toBe('completed');
+        expect(result.results.filter((r) => !r.ok)).toHaveLength(1);
+        expect((await handle.progress()).rateLimitedResponses).toBeGreaterThan(0);
+        await save('call-runs', handle);
+      } finally {
+        ctx.fake.configure({ errorRate429: null, retryAfterSeconds: null, seed: null });
       }
     },
   );

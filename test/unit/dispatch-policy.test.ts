@@ -2,8 +2,12 @@ import {
   BLOCKED_STATE,
   BatchState,
   BudgetLedger,
+  MAX_AUTO_CALLS_PER_ACTIVITY,
+  RUN_TARGET_MS,
   allowedInFlight,
+  callsPerRun,
   decideDispatch,
+  mayJoinRun,
   emptyLedger,
   type BatchEstimate,
   type DispatchCandidate,
@@ -135,6 +139,43 @@ describe('decideDispatch', () => {
     expect(decideDispatch(view({ ...all, holdUntil: 0, rateWindow: [] }), candidate, NOW)).toMatchObject({
       reason: 'awaiting_budget',
     });
+  });
+});
+
+describe('runs of calls: callsPerRun and mayJoinRun', () => {
+  const sizing = { setting: 'auto' as const, latencyMs: 100, queued: 10_000, slots: 10, rateLimited: false };
+
+  test('auto: one call until latency is known, then about RUN_TARGET_MS of calls, capped', () => {
+    expect(callsPerRun({ ...sizing, latencyMs: null })).toBe(1);
+    expect(callsPerRun(sizing)).toBe(RUN_TARGET_MS / 100);
+    expect(callsPerRun({ ...sizing, latencyMs: 1 })).toBe(MAX_AUTO_CALLS_PER_ACTIVITY);
+    expect(callsPerRun({ ...sizing, latencyMs: 0 })).toBe(MAX_AUTO_CALLS_PER_ACTIVITY);
+    // Calls as long as a run's target go one per activity.
+    expect(callsPerRun({ ...sizing, latencyMs: RUN_TARGET_MS })).toBe(1);
+    expect(callsPerRun({ ...sizing, latencyMs: 60_000 })).toBe(1);
+  });
+
+  test('a fixed setting is taken as it is; per-minute limits always go one call per activity', () => {
+    expect(callsPerRun({ ...sizing, setting: 7, latencyMs: null })).toBe(7);
+    expect(callsPerRun({ ...sizing, setting: 1 })).toBe(1);
+    expect(callsPerRun({ ...sizing, rateLimited: true })).toBe(1);
+    expect(callsPerRun({ ...sizing, setting: 7, rateLimited: true })).toBe(1);
+  });
+
+  test('a run never takes more than an even share of what is queued, so the end spreads over every slot', () => {
+    expect(callsPerRun({ ...sizing, queued: 35 })).toBe(4);
+    expect(callsPerRun({ ...sizing, queued: 10 })).toBe(1);
+    expect(callsPerRun({ ...sizing, queued: 0 })).toBe(1);
+    expect(callsPerRun({ ...sizing, setting: 50, queued: 100 })).toBe(10);
+  });
+
+  test('joining a run ignores the window (the run holds its slot) but not a pause, a hold or the budget', () => {
+    const full = view({ inFlight: 5 });
+    expect(decideDispatch(full, candidate, NOW)).toMatchObject({ start: false, reason: 'window_full' });
+    expect(mayJoinRun(full, candidate, NOW)).toBe(true);
+    expect(mayJoinRun(view({ paused: true }), candidate, NOW)).toBe(false);
+    expect(mayJoinRun(view({ holdUntil: NOW + 1 }), candidate, NOW)).toBe(false);
+    expect(mayJoinRun(view({ ledger: ledgerWith(0.05) }), candidate, NOW)).toBe(false);
   });
 });
 
