@@ -395,6 +395,10 @@ function neverSent(err: unknown): boolean {
   return false;
 }
 
+/** How providers word an exhausted balance or quota (Maritaca answers in Portuguese). */
+const QUOTA_MESSAGE =
+  /insufficient[_ ](quota|balance|credits?|funds)|quota exceeded|exceeded your (current )?quota|saldo insuficiente|sem saldo|cr[ée]ditos? insuficientes?|limite de gastos/i;
+
 /** HTTP statuses after which Maritaca may still have generated (and billed) the answer. */
 const MAYBE_BILLED_STATUSES = new Set([408, 502, 504]);
 
@@ -415,6 +419,15 @@ function toFailure(err: unknown, base: { attempt: number }, scrub: (text: string
     const message = scrub(err.message);
     const billing = MAYBE_BILLED_STATUSES.has(status) ? { billing: 'unknown' as const } : {};
     const details: CallFailureDetails[] = [{ status, ...base, ...billing }];
+    // An exhausted balance or quota is the account's state, whatever status carries it.
+    if (status === 402 || ((status === 429 || status === 403) && QUOTA_MESSAGE.test(message))) {
+      return ApplicationFailure.create({
+        type: FailureTypes.AccountError,
+        message,
+        details,
+        nonRetryable: true,
+      });
+    }
     if (status === 429) {
       const delay = retryAfterMs(err.headers);
       return ApplicationFailure.create({

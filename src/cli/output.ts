@@ -39,12 +39,16 @@ export function waitingHint(batchId: string, progress: BatchProgress): string | 
     }
     case 'paused':
       return `paused: maritaca-batch resume ${batchId}`;
+    case 'awaiting_credentials':
+      return `Maritaca refused the key or account (${progress.credentialsError?.status ?? '?'}: ${progress.credentialsError?.message ?? 'no message'}): fix the worker's MARITACA_API_KEY or the account, then maritaca-batch resume ${batchId}`;
     case 'estimating':
       return 'estimating the cost';
     default:
       if (progress.waitingFor === 'rate_limit')
         return 'holding calls to stay within the per-minute rate limit';
       if (progress.waitingFor === 'retry_after') return 'holding calls after a 429, as Retry-After asks';
+      if (progress.waitingFor === 'api_unavailable')
+        return `Maritaca is unavailable (${progress.apiOutage?.lastError ?? 'calls failing'}): holding calls, next probe at ${progress.apiOutage?.nextProbeAt ?? 'soon'}`;
       if (progress.waitingFor === 'budget')
         return 'waiting for calls in flight to settle before spending more';
       return null;

@@ -1,4 +1,5 @@
 import { BudgetLedger } from './budget-ledger';
+import { FailureTypes, failureClassOf } from './failures';
 import { allowedInFlight, type DispatchView } from './dispatch-policy';
 import { adaptWindow, type RateLimits, type WindowEntry } from './rate-window';
 import {
@@ -29,6 +30,55 @@ export interface OpenPage {
 /** Where the overhead learned from requests like `item` is kept. */
 function overheadKeyOf(item: PageItem): string {
   return overheadKey(item.call.model, item.call.messages.length, overheadShape(item.call));
+}
+
+/** An outage being waited out: since when, the next probe, and how the probing has gone. */
+export interface OutageState {
+  /** Workflow time (ms) the outage was declared. */
+  since: number;
+  /** Workflow time (ms) the next probe may start. */
+  nextProbeAt: number;
+  /** The wait before the next probe; doubles after each failed probe, up to the maximum. */
+  probeIntervalMs: number;
+  /** Probes that failed so far. */
+  probes: number;
+  /** The last failure's message. */
+  lastError: string;
+}
+
+/** How a batch judges failed calls: its retry policy and, when on, its outage and credential handling. */
+export interface FailureRules {
+  maximumAttempts: number;
+  /** Each call is one attempt and the workflow schedules retries (else Temporal's retries were inside a call). */
+  workflowRetries: boolean;
+  /** Re-asks allowed for an answer off its JSON schema. */
+  maxReasks: number;
+  /** Wait before the Nth retry of a request (N from 1). */
+  retryDelayMs: (retry: number) => number;
+  /** Hold after a 429 without `Retry-After`. */
+  defaultRateLimitHoldMs: number;
+  /**
+   * Outages, refused keys and 429s are batch-wide events (a circuit breaker, a pause for
+   * credentials, one window cut per round trip); off in runs that began before they existed.
+   */
+  apiHealth?: {
+    /** Failures of Maritaca in a row that declare an outage. */
+    failuresToTrip: number;
+    probeIntervalMs: number;
+    probeMaxIntervalMs: number;
+    outageTimeoutMs: number;
+  };
+}
+
+/** A failed call, as the rules judge it. */
+export interface JudgedFailure {
+  error: { type: string; message: string; status?: number };
+  /** Attempts the failure reports (when Temporal retried inside the call). */
+  attempts: number;
+  retryable: boolean;
+  billing?: 'unknown';
+  billedCost?: number;
+  retryAfterMs?: number;
 }
 
 /** Weight of the newest answer in the batch's average latency. */
@@ -84,6 +134,18 @@ function carriedDefaults(maxConcurrency: number) {
     reasks: {} as Record<string, number>,
     /** Average time Maritaca took to answer (ms, moving average); null before any answer. */
     callLatencyMs: null as number | null,
+    /** Requests whose calls failed on Maritaca's side one after another, most recent last. */
+    apiFailureStreak: [] as number[],
+    /** The outage being waited out, if any. */
+    outage: null as OutageState | null,
+    /** An outage outlasted `apiOutageTimeout`: failures count against requests until an answer comes. */
+    outageGaveUp: false,
+    /** What Maritaca said when it refused the key or account; nothing starts until `resume`. */
+    credentialsError: null as { status?: number; message: string } | null,
+    /** Calls started so far, in all runs (a sequence number for each start). */
+    callsStarted: 0,
+    /** The last 429 cut of the window: the calls started before it, and the window before it (what recovery returns to). */
+    windowCut: null as { afterStart: number; target: number } | null,
     results: null as ResultsRef | null,
     openPages: [] as OpenPage[],
   };
@@ -100,6 +162,10 @@ function transientDefaults() {
     inFlight: 0,
     /** Activities calling Maritaca now: each holds one slot of the window, however many calls it carries. */
     runsInFlight: 0,
+    /** The sequence number of each call in flight, by request index. */
+    callStartSeq: {} as Record<string, number>,
+    /** The request whose call is probing an outage, if one is in flight. */
+    probeIndex: null as number | null,
     reservations: {} as Record<string, number>,
     reserved: 0,
     estimatedCost: 0,
@@ -257,6 +323,11 @@ export class BatchState {
       ...(rateLimit ? { rateLimit } : {}),
       rateWindow: this.d.rateWindow,
       ledger: this.ledger,
+      ...(this.d.credentialsError ? { credentialsRefused: true } : {}),
+      ...(this.d.apiFailureStreak.length > 0 ? { apiFailing: true } : {}),
+      ...(this.d.outage
+        ? { outage: { nextProbeAt: this.d.outage.nextProbeAt, probing: this.d.probeIndex !== null } }
+        : {}),
     };
   }
 
@@ -318,9 +389,13 @@ export class BatchState {
     countInRateWindow: boolean,
     reservation = this.reservationOf(item),
     joinsRun = false,
+    probe = false,
   ): void {
     this.d.inFlight += 1;
     if (!joinsRun) this.d.runsInFlight += 1;
+    if (probe) this.d.probeIndex = item.index;
+    this.d.callsStarted += 1;
+    this.d.callStartSeq[item.index] = this.d.callsStarted;
     this.ledger.reserve(item.index, item.cost, item.maxCost, reservation.maxCost);
     if (countInRateWindow) {
       this.d.rateWindow.push({
@@ -351,7 +426,14 @@ export class BatchState {
       this.ledger.settle(index, output.cost);
       this.learnOverhead(item, usage.promptTokens);
     }
-    this.d.window = adaptWindow(this.d.window, this.d.maxConcurrency, 'success');
+    this.apiAnswered();
+    const cut = this.d.windowCut;
+    // Recovering from a 429 cut: one more slot per answer, so the window doubles each round trip
+    // back to where it was; past that, the usual slow growth.
+    this.d.window =
+      cut && this.d.window < cut.target
+        ? Math.min(cut.target, this.d.maxConcurrency, this.d.window + 1)
+        : adaptWindow(this.d.window, this.d.maxConcurrency, 'success');
     if (output.elapsedMs !== undefined) {
       const known = this.d.callLatencyMs;
       this.d.callLatencyMs =
@@ -395,15 +477,26 @@ export class BatchState {
   /**
    * A call answered 429: narrow the window, hold every start for `retryAfterMs`, and send the
    * request back to the queue while it has attempts left. Returns whether it was sent back.
+   * With `cutOncePerRoundTrip`, a 429 to a call that started before the last cut does not cut
+   * again: it answers the load that cut already addressed.
    */
   callRateLimited(
     item: PageItem,
     retryAfterMs: number,
     attemptsSoFar: number,
     maximumAttempts: number,
+    cutOncePerRoundTrip = false,
   ): boolean {
     this.d.rateLimitedResponses += 1;
-    this.d.window = adaptWindow(this.d.window, this.d.maxConcurrency, 'rate_limited');
+    const seq = this.d.callStartSeq[item.index];
+    const cut = this.d.windowCut;
+    if (!cutOncePerRoundTrip) {
+      this.d.window = adaptWindow(this.d.window, this.d.maxConcurrency, 'rate_limited');
+    } else if (cut === null || seq === undefined || seq > cut.afterStart) {
+      const target = Math.max(this.d.window, cut && this.d.window < cut.target ? cut.target : 0);
+      this.d.window = adaptWindow(this.d.window, this.d.maxConcurrency, 'rate_limited');
+      this.d.windowCut = { afterStart: this.d.callsStarted, target };
+    }
     this.d.holdUntil = Math.max(this.d.holdUntil, this.now() + retryAfterMs);
     if (attemptsSoFar >= maximumAttempts) return false;
     this.d.priorAttempts[item.index] = attemptsSoFar;
@@ -419,6 +512,127 @@ export class BatchState {
   callNotStarted(item: PageItem): void {
     const entry = this.d.rateWindow.findIndex((e) => e.index === item.index);
     if (entry !== -1) this.d.rateWindow.splice(entry, 1);
+    this.d.retryQueue.unshift(item);
+    this.ledger.requeue(item.index, item.cost, item.maxCost);
+  }
+
+  /**
+   * Judges a failed call by `rules`: a refused key pauses the batch and an outage holds it (the
+   * request goes back to the queue, no attempt spent); a 429 holds and narrows the window; an
+   * answer off its schema is asked again; a retryable failure is retried while attempts remain.
+   * Returns the attempts of a request that failed for good, or null when it went back to the queue.
+   */
+  callFailedWith(item: PageItem, failure: JudgedFailure, rules: FailureRules): { attempts: number } | null {
+    const { index } = item;
+    const { error } = failure;
+    // With workflow retries every call is one attempt; before, Temporal's retries were inside it.
+    const attemptsSoFar = (rules.workflowRetries ? 1 : failure.attempts) + this.priorAttemptsOf(index);
+    const reasked = this.reasksOf(index);
+    if (rules.workflowRetries && failure.billing === 'unknown') this.callOutcomeUnknown(index);
+    const health = rules.apiHealth;
+    if (health) {
+      const kind = failureClassOf(error.type);
+      if (kind === 'credentials') {
+        this.d.credentialsError = {
+          ...(error.status !== undefined ? { status: error.status } : {}),
+          message: error.message,
+        };
+        this.requeueUnspent(item);
+        return null;
+      }
+      if (kind === 'api') {
+        if (!this.apiFailed(index, error.message, health)) {
+          this.requeueUnspent(item);
+          return null;
+        }
+      } else {
+        this.apiAnswered();
+      }
+    }
+    const holdMs = failure.retryAfterMs ?? rules.defaultRateLimitHoldMs;
+    // A 429 goes back to the queue while attempts remain; anything else is the request's outcome.
+    if (
+      error.type === FailureTypes.RateLimited &&
+      this.callRateLimited(item, holdMs, attemptsSoFar, rules.maximumAttempts, health !== undefined)
+    ) {
+      return null;
+    }
+    if (
+      error.type === FailureTypes.InvalidStructuredOutput &&
+      this.callAnsweredOff(item, failure.billedCost, rules.maxReasks)
+    ) {
+      return null;
+    }
+    if (rules.workflowRetries && failure.retryable && attemptsSoFar < rules.maximumAttempts) {
+      this.callRetrying(item, attemptsSoFar, this.now() + rules.retryDelayMs(attemptsSoFar));
+      return null;
+    }
+    this.callFailed(index);
+    return { attempts: attemptsSoFar + reasked };
+  }
+
+  /**
+   * A call failed on Maritaca's side. Returns whether it counts against the request: not during
+   * an outage (a failed probe only backs the probing off), nor when it is the failure that
+   * declares one (whose earlier failures in the streak are given back).
+   */
+  private apiFailed(index: number, message: string, health: NonNullable<FailureRules['apiHealth']>): boolean {
+    const now = this.now();
+    const outage = this.d.outage;
+    if (outage) {
+      if (now - outage.since >= health.outageTimeoutMs) {
+        // Waited long enough: requests fail on their own attempts again, until Maritaca answers.
+        this.d.outage = null;
+        this.d.probeIndex = null;
+        this.d.outageGaveUp = true;
+        return true;
+      }
+      outage.lastError = message;
+      if (this.d.probeIndex === index) {
+        outage.probes += 1;
+        outage.probeIntervalMs = Math.min(health.probeMaxIntervalMs, outage.probeIntervalMs * 2);
+        outage.nextProbeAt = now + outage.probeIntervalMs;
+      }
+      return false;
+    }
+    if (this.d.outageGaveUp) return true;
+    const streak = this.d.apiFailureStreak;
+    streak.push(index);
+    if (streak.length < health.failuresToTrip) return true;
+    for (const earlier of streak.slice(0, -1)) {
+      const spent = this.d.priorAttempts[earlier];
+      if (spent !== undefined && spent > 0) this.d.priorAttempts[earlier] = spent - 1;
+    }
+    this.d.apiFailureStreak = [];
+    this.d.outage = {
+      since: now,
+      nextProbeAt: now + health.probeIntervalMs,
+      probeIntervalMs: health.probeIntervalMs,
+      probes: 0,
+      lastError: message,
+    };
+    return false;
+  }
+
+  /** Maritaca answered (whatever it said): it is up, so any outage is over. */
+  private apiAnswered(): void {
+    if (this.d.apiFailureStreak.length > 0) this.d.apiFailureStreak = [];
+    this.d.outageGaveUp = false;
+    if (this.d.outage) {
+      this.d.outage = null;
+      this.d.probeIndex = null;
+    }
+  }
+
+  /** Starts calls again after a pause, or after the worker's key was fixed (`resume`). */
+  resume(): void {
+    this.d.paused = false;
+    this.d.credentialsError = null;
+    this.changed();
+  }
+
+  /** A call that was made goes back to the front of the queue without spending an attempt. */
+  private requeueUnspent(item: PageItem): void {
     this.d.retryQueue.unshift(item);
     this.ledger.requeue(item.index, item.cost, item.maxCost);
   }
@@ -468,6 +682,8 @@ export class BatchState {
   callEnded(index: number, endsRun = true): void {
     this.d.inFlight -= 1;
     if (endsRun) this.d.runsInFlight -= 1;
+    delete this.d.callStartSeq[index];
+    if (this.d.probeIndex === index) this.d.probeIndex = null;
     this.ledger.release(index);
     this.changed();
   }
@@ -521,6 +737,17 @@ export class BatchState {
       paused: d.paused,
       rateLimitedResponses: d.rateLimitedResponses,
       ...(Object.keys(d.templateOverheads).length > 0 ? { templateOverhead: this.learnedOverhead() } : {}),
+      ...(d.credentialsError ? { credentialsError: d.credentialsError } : {}),
+      ...(d.outage
+        ? {
+            apiOutage: {
+              since: new Date(d.outage.since).toISOString(),
+              nextProbeAt: new Date(d.outage.nextProbeAt).toISOString(),
+              probes: d.outage.probes,
+              lastError: d.outage.lastError,
+            },
+          }
+        : {}),
     };
   }
 

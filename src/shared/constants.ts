@@ -82,6 +82,19 @@ export const MAX_AUTO_CALLS_PER_ACTIVITY = 50;
 /** Most calls one activity may carry when a batch sets `callsPerActivity`. */
 export const MAX_CALLS_PER_ACTIVITY = 500;
 
+/**
+ * Failures of Maritaca itself (connection errors, timeouts, 5xx) in a row, across requests, after
+ * which a batch holds all calls and probes the API instead (at most `retry.maximumAttempts`, so a
+ * request cannot run out of attempts before the batch notices the outage).
+ */
+export const API_FAILURES_TO_TRIP = 3;
+/** First wait before probing an unavailable API, unless a batch sets `apiProbeInterval`. */
+export const DEFAULT_API_PROBE_INTERVAL_MS = 5_000;
+/** Longest wait between probes, unless a batch sets `apiProbeMaxInterval`. */
+export const DEFAULT_API_PROBE_MAX_INTERVAL_MS = 120_000;
+/** How long a batch waits out an outage before requests fail again (`apiOutageTimeout`): a day, like the providers' batch windows. */
+export const DEFAULT_API_OUTAGE_TIMEOUT_MS = 24 * 60 * 60 * 1000;
+
 /** Heartbeat timeout of a Maritaca call, as a multiple of its heartbeat interval. */
 export const HEARTBEAT_TIMEOUT_FACTOR = 1.5;
 

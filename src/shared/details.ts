@@ -8,6 +8,8 @@ const WAITING_TEXT: Record<Exclude<WaitingFor, null>, string> = {
   rate_limit: "the key's per-minute limit",
   retry_after: "Maritaca's Retry-After after a 429",
   pause: '`resume` (paused)',
+  credentials: "a working key: Maritaca refused the key or account; fix the worker's key, then `resume`",
+  api_unavailable: 'Maritaca to come back: no calls but one probe at growing intervals',
 };
 
 /** `R$ 0.001234` for small amounts, `R$ 12.34` for larger ones. */
@@ -107,5 +109,11 @@ export function renderCurrentDetails(
     );
   }
   if (progress.waitingFor && !ended) lines.push(`**Waiting for:** ${WAITING_TEXT[progress.waitingFor]}`);
+  const said =
+    progress.credentialsError ?? (progress.apiOutage ? { message: progress.apiOutage.lastError } : null);
+  if (said && !ended) {
+    const status = 'status' in said && said.status !== undefined ? ` (HTTP ${said.status})` : '';
+    lines.push(`**Maritaca said${status}:** ${markdownText(said.message.slice(0, ERROR_TEXT_MAX))}`);
+  }
   return lines.join('\n\n');
 }

@@ -5,7 +5,15 @@ import type { BatchStatus, WaitingFor } from './types';
 
 /** Why the next request may not start now. */
 export type BlockReason =
-  'paused' | 'window_full' | 'retry_after' | 'rate_limit' | 'budget' | 'awaiting_budget';
+  | 'paused'
+  | 'awaiting_credentials'
+  | 'api_unavailable'
+  | 'api_failing'
+  | 'window_full'
+  | 'retry_after'
+  | 'rate_limit'
+  | 'budget'
+  | 'awaiting_budget';
 
 /** What the policy reads: a plain snapshot of the batch, taken when the question is asked. */
 export interface DispatchView {
@@ -21,6 +29,12 @@ export interface DispatchView {
   /** Starts still counted in the per-minute window (pruned in place as time passes). */
   rateWindow: WindowEntry[];
   ledger: BudgetLedger;
+  /** Maritaca refused the key or account: nothing starts until `resume`. */
+  credentialsRefused?: boolean;
+  /** An outage being waited out: when the next probe may go, and whether one is in flight. */
+  outage?: { nextProbeAt: number; probing: boolean } | null;
+  /** Maritaca failed the last call(s) answered: no new call until one in flight tells whether it is down. */
+  apiFailing?: boolean;
 }
 
 /** The request that would start next: the tokens it may use and its worst-case cost. */
@@ -32,7 +46,8 @@ export interface DispatchCandidate {
 
 /** The policy's answer: start now, or why not and (for time-based blocks) until when. */
 export type DispatchDecision =
-  | { start: true }
+  /** `probe`: the API is down and this call is the one that finds out whether it is back. */
+  | { start: true; probe?: true }
   | {
       start: false;
       reason: BlockReason;
@@ -43,6 +58,9 @@ export type DispatchDecision =
 /** Status and `waitingFor` a batch shows while blocked for each reason. */
 export const BLOCKED_STATE: Record<BlockReason, { status: BatchStatus; waitingFor: WaitingFor }> = {
   paused: { status: 'paused', waitingFor: 'pause' },
+  awaiting_credentials: { status: 'awaiting_credentials', waitingFor: 'credentials' },
+  api_unavailable: { status: 'running', waitingFor: 'api_unavailable' },
+  api_failing: { status: 'running', waitingFor: null },
   window_full: { status: 'running', waitingFor: null },
   retry_after: { status: 'running', waitingFor: 'retry_after' },
   rate_limit: { status: 'running', waitingFor: 'rate_limit' },
@@ -57,9 +75,9 @@ export function allowedInFlight(window: number, maxConcurrency: number): number 
 
 /**
  * May the next request start at `now`, and if not, why and until when. The order of the checks
- * is the order of what a person can do about them: a pause, the window, a 429's hold, the
- * key's per-minute limits, then the budget (which waits for calls in flight to settle before it
- * asks anyone for more).
+ * is the order of what a person can do about them: a pause, a refused key, an outage (one probe
+ * at a time, when its wait is over), the window, a 429's hold, the key's per-minute limits, then
+ * the budget (which waits for calls in flight to settle before it asks anyone for more).
  */
 export function decideDispatch(
   view: DispatchView,
@@ -67,6 +85,16 @@ export function decideDispatch(
   now: number,
 ): DispatchDecision {
   if (view.paused) return { start: false, reason: 'paused' };
+  if (view.credentialsRefused) return { start: false, reason: 'awaiting_credentials' };
+  const { outage } = view;
+  if (outage) {
+    if (outage.probing) return { start: false, reason: 'api_unavailable' };
+    if (now < outage.nextProbeAt)
+      return { start: false, reason: 'api_unavailable', until: outage.nextProbeAt };
+  }
+  // After a failure of Maritaca's, the calls in flight answer first: a burst of new calls into
+  // an outage would only add failures before the breaker trips.
+  if (view.apiFailing && view.inFlight > 0) return { start: false, reason: 'api_failing' };
   if (view.inFlight >= allowedInFlight(view.window, view.maxConcurrency)) {
     return { start: false, reason: 'window_full' };
   }
@@ -86,7 +114,7 @@ export function decideDispatch(
     // With calls in flight, their real cost may free room; with none, only a person can.
     return { start: false, reason: view.inFlight > 0 ? 'budget' : 'awaiting_budget' };
   }
-  return { start: true };
+  return outage ? { start: true, probe: true } : { start: true };
 }
 
 /** What sizes the next run of calls. */
@@ -124,8 +152,15 @@ export function callsPerRun(sizing: RunSizing): number {
 
 /**
  * May a request join the run being assembled at `now`: the run already holds a slot, so only
- * what stops any start applies (a pause, a 429's hold, the budget).
+ * what stops any start applies (a pause, a refused key, an outage, a 429's hold, the budget).
  */
 export function mayJoinRun(view: DispatchView, candidate: DispatchCandidate, now: number): boolean {
-  return !view.paused && now >= view.holdUntil && view.ledger.fits(candidate.maxCost);
+  return (
+    !view.paused &&
+    !view.credentialsRefused &&
+    !view.outage &&
+    !view.apiFailing &&
+    now >= view.holdUntil &&
+    view.ledger.fits(candidate.maxCost)
+  );
 }

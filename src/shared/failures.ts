@@ -13,6 +13,8 @@ export const FailureTypes = {
   BadRequest: 'MaritacaBadRequest',
   /** The API key was refused (401, 403); not retried. */
   AuthenticationError: 'MaritacaAuthenticationError',
+  /** The account cannot pay (402, or a quota message); not retried. */
+  AccountError: 'MaritacaAccountError',
   /** An answer Maritaca should not have sent (no choices, unparseable body); not retried. */
   InvalidResponse: 'MaritacaInvalidResponse',
   /**
@@ -37,6 +39,7 @@ export type FailureType = (typeof FailureTypes)[keyof typeof FailureTypes];
 export const NON_RETRYABLE_FAILURE_TYPES: readonly string[] = [
   FailureTypes.BadRequest,
   FailureTypes.AuthenticationError,
+  FailureTypes.AccountError,
   FailureTypes.InvalidResponse,
   FailureTypes.InvalidInput,
   FailureTypes.StoreUnreadable,
@@ -66,3 +69,28 @@ export interface CallFailureDetails {
  * when one of its calls fails: the worker's logger treats it like a failed `callMaritaca` activity.
  */
 export const RUN_CALL_FAILED_MESSAGE = 'Maritaca call failed';
+
+/**
+ * Whose fault a failed call is: `api` (Maritaca unreachable or failing: timeouts, lost
+ * connections, 5xx), `credentials` (the key or account refused), `rate_limited` (a 429), or `own`
+ * (this request was refused or misanswered). Only `own` and `rate_limited` say Maritaca is up.
+ */
+export type FailureClass = 'api' | 'credentials' | 'rate_limited' | 'own';
+
+/** The {@link FailureClass} of a failure type. */
+export function failureClassOf(type: string): FailureClass {
+  switch (type) {
+    case FailureTypes.ServerError:
+    case FailureTypes.ConnectionError:
+    case FailureTypes.Timeout:
+    case 'Error':
+      return 'api';
+    case FailureTypes.AuthenticationError:
+    case FailureTypes.AccountError:
+      return 'credentials';
+    case FailureTypes.RateLimited:
+      return 'rate_limited';
+    default:
+      return 'own';
+  }
+}

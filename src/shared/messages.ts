@@ -52,7 +52,8 @@ export const MessageDescriptions: Record<keyof typeof MessageNames, string> = {
   reject:
     'Reject the batch. Payload (optional): {"reason": "<text>"}. Before it runs the batch ends as rejected; while awaiting_budget, as budget_exhausted with the results so far.',
   pause: 'Stop starting Maritaca calls; calls in flight finish. No payload. Send resume to go on.',
-  resume: 'Start Maritaca calls again after pause. No payload.',
+  resume:
+    "Start Maritaca calls again after pause, or after Maritaca refused the key or account (awaiting_credentials) and the worker's key was fixed. No payload.",
   approveBudget:
     'Approve a budget and get the approval record back, or the reason it is refused. Payload: {"budget": <BRL, required>, "approvedBy": "<name>"}. Refused when the batch waits for no approval, or the budget is not positive, is below what was spent, or (while awaiting_budget) is not above the current budget.',
   setConcurrency:

@@ -233,6 +233,12 @@ export const batchOptionsSchema = z.object({
     .union([z.literal('auto'), z.number().int().min(1).max(MAX_CALLS_PER_ACTIVITY)])
     .optional(),
   retry: retryOptionsSchema.optional(),
+  // An outage (Maritaca unreachable or failing for every request) holds the batch: it probes with
+  // one call, first after apiProbeInterval (default 5 s), doubling up to apiProbeMaxInterval
+  // (default 2 min), for at most apiOutageTimeout (default 24 h) before requests fail again.
+  apiProbeInterval: durationSchema.optional(),
+  apiProbeMaxInterval: durationSchema.optional(),
+  apiOutageTimeout: durationSchema.optional(),
   rateLimit: rateLimitSchema.optional(),
   ...chatFeatureFields,
   // Answers that do not match the requested JSON are asked again this many times (default 2).

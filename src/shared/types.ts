@@ -51,7 +51,9 @@ export type BatchStatus =
   | 'cancelled'
   | 'awaiting_budget'
   | 'budget_exhausted'
-  | 'paused';
+  | 'paused'
+  /** Maritaca refused the worker's key or account (401, 402, 403): waits for `resume`. */
+  | 'awaiting_credentials';
 
 /** Cost estimate of a batch, in BRL; output is priced at each request's `max_tokens`. */
 export interface BatchEstimate {
@@ -172,7 +174,17 @@ export interface ApprovalRecord {
 }
 
 /** What a batch is waiting for, when it is not making progress on its own. */
-export type WaitingFor = 'approval' | 'budget' | 'rate_limit' | 'retry_after' | 'pause' | null;
+export type WaitingFor =
+  | 'approval'
+  | 'budget'
+  | 'rate_limit'
+  | 'retry_after'
+  | 'pause'
+  /** The key or account was refused: `resume` once the worker's key is fixed. */
+  | 'credentials'
+  /** Maritaca is unreachable or failing: one probe call at a time, at growing intervals. */
+  | 'api_unavailable'
+  | null;
 
 /** Budget figures of a running batch (BRL). */
 export interface BudgetState {
@@ -238,6 +250,10 @@ export interface BatchProgress {
   failure?: string;
   /** Template overhead learned from this batch's answers, per model (pass it as `templateOverhead` next time). */
   templateOverhead?: Record<string, TemplateOverhead>;
+  /** What Maritaca said when it refused the key or account (while `awaiting_credentials`). */
+  credentialsError?: { status?: number; message: string };
+  /** The outage the batch is waiting out (while `waitingFor` is `api_unavailable`). */
+  apiOutage?: { since: string; nextProbeAt: string; probes: number; lastError: string };
 }
 
 /** What the `maritacaBatch` workflow returns. */

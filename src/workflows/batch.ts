@@ -14,6 +14,10 @@ import {
   BatchState,
   DEFAULT_HISTORY_EVENT_LIMIT,
   DEFAULT_MAX_CONCURRENCY,
+  API_FAILURES_TO_TRIP,
+  DEFAULT_API_OUTAGE_TIMEOUT_MS,
+  DEFAULT_API_PROBE_INTERVAL_MS,
+  DEFAULT_API_PROBE_MAX_INTERVAL_MS,
   DEFAULT_RETRY,
   FailureTypes,
   INLINE_RESULTS_MAX,
@@ -24,6 +28,7 @@ import {
   validateWith,
   type BatchInput,
   type BatchOptions,
+  type FailureRules,
   type BatchResult,
   type BatchStatus,
   type ResultsRef,
@@ -43,6 +48,8 @@ const COMPACT_PAGES_PATCH = 'compact-result-pages';
 const WORKFLOW_RETRIES_PATCH = 'workflow-side-retries';
 /** Several requests may share one `callMaritacaRun` activity (runs of calls). */
 const CALL_RUNS_PATCH = 'call-runs';
+/** Outages hold the batch and probe, refused keys pause it, 429s cut the window once per round trip. */
+const API_HEALTH_PATCH = 'api-health';
 
 /**
  * The durable batch: estimates the cost, waits for approval, then runs every request through a
@@ -135,6 +142,7 @@ async function runBatch(run: BatchRun): Promise<BatchResult> {
   const workflowRetries = patched(WORKFLOW_RETRIES_PATCH);
   // Runs need the workflow to own retries (each call of a run is one attempt).
   const callRuns = workflowRetries && patched(CALL_RUNS_PATCH);
+  const apiHealth = callRuns && patched(API_HEALTH_PATCH);
   // Calls of a run write their answers to the store even in an inline batch: if the run's worker
   // dies, what the store holds tells the answered calls from the ones never made.
   if (callRuns && !state.view.results)
@@ -153,6 +161,7 @@ async function runBatch(run: BatchRun): Promise<BatchResult> {
     options,
     workflowRetries,
     callRuns,
+    ...(apiHealth ? { apiHealth: apiHealthRules(options) } : {}),
     queued: () => run.total - state.view.nextIndex + state.view.retryQueue.length,
     retryDelayMs: retryDelayOf(options),
     maximumAttempts: options.retry?.maximumAttempts ?? DEFAULT_RETRY.maximumAttempts,
@@ -177,6 +186,18 @@ async function runBatch(run: BatchRun): Promise<BatchResult> {
 /** The same call options with one attempt per activity: the workflow schedules the next one itself. */
 function singleAttempt(callOptions: ActivityOptions): ActivityOptions {
   return { ...callOptions, retry: { ...callOptions.retry, maximumAttempts: 1 } };
+}
+
+/** How the batch waits out outages, from its options. */
+function apiHealthRules(options: BatchOptions): NonNullable<FailureRules['apiHealth']> {
+  const maximumAttempts = options.retry?.maximumAttempts ?? DEFAULT_RETRY.maximumAttempts;
+  return {
+    // A request must not run out of attempts before the batch sees the outage.
+    failuresToTrip: Math.max(1, Math.min(API_FAILURES_TO_TRIP, maximumAttempts)),
+    probeIntervalMs: parseDurationMs(options.apiProbeInterval) ?? DEFAULT_API_PROBE_INTERVAL_MS,
+    probeMaxIntervalMs: parseDurationMs(options.apiProbeMaxInterval) ?? DEFAULT_API_PROBE_MAX_INTERVAL_MS,
+    outageTimeoutMs: parseDurationMs(options.apiOutageTimeout) ?? DEFAULT_API_OUTAGE_TIMEOUT_MS,
+  };
 }
 
 /** Wait before a request's Nth retry: the batch's retry policy, as Temporal would apply it. */

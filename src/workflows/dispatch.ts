@@ -2,7 +2,6 @@ import { CancellationScope, condition, isCancellation, log } from '@temporalio/w
 import {
   BLOCKED_STATE,
   DEFAULT_STRUCTURED_OUTPUT_RETRIES,
-  FailureTypes,
   callsPerRun,
   decideDispatch,
   mayJoinRun,
@@ -10,6 +9,7 @@ import {
   type AnsweredCall,
   type CallMaritacaInput,
   type CallMaritacaOutput,
+  type FailureRules,
   type BatchState,
   type BatchStatus,
   type PageItem,
@@ -34,6 +34,8 @@ const TIMER_SUMMARY: Record<Exclude<WaitingFor, null>, string> = {
   rate_limit: 'per-minute rate window',
   retry_after: 'Retry-After hold',
   pause: 'pause',
+  credentials: 'refused key',
+  api_unavailable: 'next API probe',
 };
 
 /** A request that failed the batch (`returnExceptions: false`). */
@@ -82,6 +84,8 @@ export interface DispatchContext {
   callRuns: boolean;
   /** Requests not yet settled or started: never started, or sent back to the queue. */
   queued: () => number;
+  /** Outages, refused keys and 429s handled batch-wide (not in runs that began before this existed). */
+  apiHealth?: FailureRules['apiHealth'];
 }
 
 /** A request's outcome when it failed for good. */
@@ -104,7 +108,19 @@ export class Dispatcher {
   private fatal: FatalFailure | null = null;
   private cancelled = false;
 
-  constructor(private readonly ctx: DispatchContext) {}
+  /** How failed calls are judged. */
+  private readonly rules: FailureRules;
+
+  constructor(private readonly ctx: DispatchContext) {
+    this.rules = {
+      maximumAttempts: ctx.maximumAttempts,
+      workflowRetries: ctx.workflowRetries,
+      maxReasks: ctx.options.structuredOutputRetries ?? DEFAULT_STRUCTURED_OUTPUT_RETRIES,
+      retryDelayMs: ctx.retryDelayMs,
+      defaultRateLimitHoldMs: DEFAULT_RATE_LIMIT_HOLD_MS,
+      ...(ctx.apiHealth ? { apiHealth: ctx.apiHealth } : {}),
+    };
+  }
 
   /** Runs the loop to its end. */
   async run(): Promise<DispatchEnd> {
@@ -154,13 +170,14 @@ export class Dispatcher {
     const decision = decideDispatch(state.dispatchView(this.ctx.options.rateLimit), reservation, now);
     if (decision.start) {
       reporter.setStatus('running');
-      const size = this.ctx.callRuns ? this.runSize() : 1;
+      // A probe goes alone: it is the one call that finds out whether Maritaca is back.
+      const size = this.ctx.callRuns && !decision.probe ? this.runSize() : 1;
       if (size > 1) {
         this.startRun(next, reservation, size, now);
         return null;
       }
       state.takeNext(pages.buffer, next);
-      this.start(next, reservation);
+      this.start(next, reservation, decision.probe === true);
       return null;
     }
     const { status, waitingFor } = BLOCKED_STATE[decision.reason];
@@ -216,8 +233,8 @@ export class Dispatcher {
     void this.runCalls(items);
   }
 
-  private start(item: PageItem, reservation: Reservation): void {
-    this.ctx.state.startCall(item, this.ctx.options.rateLimit !== undefined, reservation);
+  private start(item: PageItem, reservation: Reservation, probe = false): void {
+    this.ctx.state.startCall(item, this.ctx.options.rateLimit !== undefined, reservation, false, probe);
     void this.runRequest(item);
   }
 
@@ -436,38 +453,11 @@ export class Dispatcher {
    * anything else fails the request, whose outcome is returned for the caller to record.
    */
   private failed(item: PageItem, failure: DescribedFailure): FailedOutcome | null {
-    const { state, options, maximumAttempts, workflowRetries } = this.ctx;
     const { call, index } = item;
-    state.countHeartbeats(failure.heartbeats);
-    const { error, retryAfterMs } = failure;
-    // With workflow retries every call is one attempt; before, Temporal's retries were inside it.
-    const attemptsSoFar = (workflowRetries ? 1 : failure.attempts) + state.priorAttemptsOf(index);
-    const reasked = state.reasksOf(index);
-    if (workflowRetries && failure.billing === 'unknown') state.callOutcomeUnknown(index);
-    const holdMs = retryAfterMs ?? DEFAULT_RATE_LIMIT_HOLD_MS;
-    // A 429 goes back to the queue while attempts remain; anything else is the request's outcome.
-    if (
-      error.type === FailureTypes.RateLimited &&
-      state.callRateLimited(item, holdMs, attemptsSoFar, maximumAttempts)
-    ) {
-      return null;
-    }
-    if (
-      error.type === FailureTypes.InvalidStructuredOutput &&
-      state.callAnsweredOff(
-        item,
-        failure.billedCost,
-        options.structuredOutputRetries ?? DEFAULT_STRUCTURED_OUTPUT_RETRIES,
-      )
-    ) {
-      return null;
-    }
-    if (workflowRetries && failure.retryable && attemptsSoFar < maximumAttempts) {
-      state.callRetrying(item, attemptsSoFar, Date.now() + this.ctx.retryDelayMs(attemptsSoFar));
-      return null;
-    }
-    state.callFailed(index);
-    return { id: call.requestId, index, ok: false, error, attempts: attemptsSoFar + reasked };
+    this.ctx.state.countHeartbeats(failure.heartbeats);
+    const failed = this.ctx.state.callFailedWith(item, failure, this.rules);
+    if (!failed) return null;
+    return { id: call.requestId, index, ok: false, error: failure.error, attempts: failed.attempts };
   }
 
   /** Counts a request as settled for good; its page is compacted once all of its requests are. */

@@ -113,7 +113,7 @@ export function registerHandlers(
     { description: MessageDescriptions.reject },
   );
   setHandler(pauseSignal, () => state.setPaused(true), { description: MessageDescriptions.pause });
-  setHandler(resumeSignal, () => state.setPaused(false), { description: MessageDescriptions.resume });
+  setHandler(resumeSignal, () => state.resume(), { description: MessageDescriptions.resume });
   setHandler(
     setConcurrencyUpdate,
     (concurrency) => {

@@ -4,8 +4,11 @@ import {
   COST_EPSILON,
   RATE_WINDOW_MARGIN_MS,
   RATE_WINDOW_MS,
+  FailureTypes,
   allowedInFlight,
   decideDispatch,
+  type FailureRules,
+  type JudgedFailure,
   type DispatchCandidate,
   type DispatchDecision,
   type DispatchView,
@@ -69,6 +72,12 @@ export interface SimScenario {
   rateLimit?: RateLimits;
   /** The chat template's real overhead, which exactly counted requests are billed (unknown to the batch). */
   templateOverhead?: TemplateOverhead;
+  /**
+   * Failures judged as the workflow judges them since outages became batch-wide events
+   * (`BatchState.callFailedWith`): a breaker with probes, a pause for refused keys, one window
+   * cut per round trip. Unset: the judgement of earlier versions, call by call.
+   */
+  apiHealth?: NonNullable<FailureRules['apiHealth']>;
 }
 
 /** Something that happens to a running batch. `pick` chooses a call in flight (modulo their number). */
@@ -81,6 +90,10 @@ export type SimEvent =
   | { kind: 'lost'; pick: number }
   /** Answered and billed (up to the reservation), but not with the JSON asked for: asked again, at most twice. */
   | { kind: 'offSchema'; pick: number; costFraction: number }
+  /** Maritaca fails the call itself (a 5xx, a lost connection; `billed`: a timeout that may have been billed). */
+  | { kind: 'apiFailure'; pick: number; billed: boolean }
+  /** Maritaca refuses the key (401). */
+  | { kind: 'credentialsRefused'; pick: number }
   | { kind: 'approve'; extra: number }
   | { kind: 'pause' }
   | { kind: 'resume' }
@@ -88,7 +101,20 @@ export type SimEvent =
   | { kind: 'advance'; ms: number };
 
 /** The invariants the simulator checks. */
-export type SimProperty = 'budget' | 'rate' | 'awaitingBudget' | 'window' | 'settlement';
+export type SimProperty =
+  | 'budget'
+  | 'rate'
+  | 'awaitingBudget'
+  | 'window'
+  | 'settlement'
+  /** During an outage only probes start, one at a time. */
+  | 'probe'
+  /** Nothing starts while the batch waits for credentials. */
+  | 'credentials'
+  /** No request fails for good on a failure of Maritaca's during (or declaring) an outage. */
+  | 'outage'
+  /** A 429 to a call started before the last window cut does not cut again. */
+  | 'cutOnce';
 
 /** A broken invariant: which, at which step, and how. */
 export interface Violation {
@@ -113,6 +139,10 @@ interface InFlightCall {
   reserved: number;
   /** Position of this start in `startLog`. */
   start: number;
+  /** Started as an outage's probe. */
+  probe: boolean;
+  /** Its place among every start of the batch (1 for the first). */
+  seq: number;
 }
 
 /** One start as the rate limits see it: the tokens it counts (reserved, then the reported usage). */
@@ -141,6 +171,10 @@ export class BatchSimulator {
   readonly decisions: DispatchDecision[] = [];
   /** Approvals the drain had to add because the batch asked for more. */
   extraApprovals = 0;
+  /** Outages the batch declared (so an outage property cannot hold vacuously). */
+  outagesSeen = 0;
+  /** Starts made before the last 429 cut of the window. */
+  private lastCutAfterStart: number | null = null;
 
   private readonly policy: DispatchPolicy;
   private readonly buffer: PageItem[];
@@ -225,6 +259,21 @@ export class BatchSimulator {
         if (call) this.offSchema(call, event.costFraction);
         break;
       }
+      case 'apiFailure': {
+        const call = this.pick(event.pick);
+        if (call) this.apiFailure(call, event.billed);
+        break;
+      }
+      case 'credentialsRefused': {
+        const call = this.pick(event.pick);
+        if (call)
+          this.judged(call, {
+            error: { type: FailureTypes.AuthenticationError, message: 'Invalid API key', status: 401 },
+            attempts: 1,
+            retryable: false,
+          });
+        break;
+      }
       case 'approve':
         this.approved += event.extra;
         this.state.approve(this.approved, 'signal', 'simulator');
@@ -233,7 +282,7 @@ export class BatchSimulator {
         this.state.setPaused(true);
         break;
       case 'resume':
-        this.state.setPaused(false);
+        this.state.resume();
         break;
       case 'resize':
         this.state.setConcurrency(event.concurrency);
@@ -257,8 +306,8 @@ export class BatchSimulator {
       const retryAt = this.state.nextRetryAt(this.clock);
       if (head === undefined && this.inFlight.length === 0 && retryAt === null) return true;
       this.step += 1;
-      if (this.state.view.paused) {
-        this.state.setPaused(false);
+      if (this.state.view.paused || this.state.view.credentialsError) {
+        this.state.resume();
       } else if (head === undefined) {
         if (this.inFlight.length > 0) this.succeed(this.inFlight[0]!, 1, 1);
         else this.clock = retryAt!;
@@ -267,9 +316,16 @@ export class BatchSimulator {
         if (decision && !decision.start) {
           switch (decision.reason) {
             case 'paused':
-              this.state.setPaused(false);
+            case 'awaiting_credentials':
+              this.state.resume();
+              break;
+            case 'api_unavailable':
+              // Maritaca is back: the probe (or a call still in flight) answers; else wait for the probe.
+              if (this.inFlight.length > 0) this.succeed(this.inFlight[0]!, 1, 1);
+              else this.clock = Math.max(this.clock + 1, decision.until ?? this.clock + 1_000);
               break;
             case 'window_full':
+            case 'api_failing':
             case 'budget':
               if (this.inFlight.length > 0) this.succeed(this.inFlight[0]!, 1, 1);
               else this.approveMore();
@@ -333,8 +389,18 @@ export class BatchSimulator {
         `start with ${this.inFlight.length} in flight already, window allows ${allowed} (max ${this.state.view.maxConcurrency})`,
       );
     }
+    if (this.state.view.credentialsError) {
+      this.violation('credentials', `request ${next.index} started while awaiting credentials`);
+    }
+    if (this.state.view.outage) {
+      if (!decision.probe)
+        this.violation('probe', `request ${next.index} started during an outage, not as a probe`);
+      if (this.inFlight.some((c) => c.probe))
+        this.violation('probe', `a second probe (request ${next.index}) while one is in flight`);
+    }
+    const probe = decision.probe === true;
     this.state.takeNext(this.buffer, next);
-    this.state.startCall(next, this.scenario.rateLimit !== undefined, candidate);
+    this.state.startCall(next, this.scenario.rateLimit !== undefined, candidate, false, probe);
     const record = this.records[next.index]!;
     if (this.inFlight.some((c) => c.item.index === next.index)) {
       this.violation('settlement', `request ${next.index} started while already in flight`);
@@ -352,7 +418,13 @@ export class BatchSimulator {
       inputTokens: candidate.inputTokens,
       outputTokens: candidate.outputTokens,
     });
-    this.inFlight.push({ item: next, reserved: candidate.maxCost, start: this.startLog.length - 1 });
+    this.inFlight.push({
+      item: next,
+      reserved: candidate.maxCost,
+      start: this.startLog.length - 1,
+      probe,
+      seq: this.startLog.length,
+    });
     this.checkRateAtStart();
     return decision;
   }
@@ -396,6 +468,25 @@ export class BatchSimulator {
   /** Maritaca answers 429: back to the queue while attempts remain, else the request fails. */
   private rateLimited(call: InFlightCall, retryAfterMs: number): void {
     const { item } = call;
+    if (this.scenario.apiHealth) {
+      const before = this.state.view.window;
+      this.judged(call, {
+        error: { type: FailureTypes.RateLimited, message: '429', status: 429 },
+        attempts: 1,
+        retryable: true,
+        retryAfterMs,
+      });
+      if (this.state.view.window < before) {
+        if (this.lastCutAfterStart !== null && call.seq <= this.lastCutAfterStart) {
+          this.violation(
+            'cutOnce',
+            `a 429 to start #${call.seq} cut the window again after the cut that followed start #${this.lastCutAfterStart}`,
+          );
+        }
+        this.lastCutAfterStart = this.startLog.length;
+      }
+      return;
+    }
     const attemptsSoFar = 1 + this.state.priorAttemptsOf(item.index);
     const requeued = this.state.callRateLimited(
       item,
@@ -423,6 +514,52 @@ export class BatchSimulator {
     const cost = Math.floor(costFraction * Math.round(call.reserved * 1e6)) / 1e6;
     this.spent += cost;
     this.ended(call, this.state.callAnsweredOff(item, cost, 2));
+  }
+
+  /** Maritaca fails the call itself: judged by the rules (an outage holds, a failure of its own is retried). */
+  private apiFailure(call: InFlightCall, billed: boolean): void {
+    const failure: JudgedFailure = {
+      error: billed
+        ? { type: FailureTypes.Timeout, message: 'timed out' }
+        : { type: FailureTypes.ServerError, message: 'HTTP 503', status: 503 },
+      attempts: 1,
+      retryable: true,
+      ...(billed ? { billing: 'unknown' as const } : {}),
+    };
+    if (billed) this.spent += call.reserved;
+    const outageBefore = this.state.view.outage !== null;
+    const failedForGood = this.judged(call, failure);
+    if (!outageBefore && this.state.view.outage !== null) this.outagesSeen += 1;
+    if (failedForGood && (outageBefore || this.state.view.outage !== null)) {
+      this.violation(
+        'outage',
+        `request ${call.item.index} failed for good on Maritaca's failure during an outage`,
+      );
+    }
+  }
+
+  /**
+   * A failure judged by the batch's rules, as the workflow judges it (the scenario's `apiHealth`,
+   * or the earlier judgement without it). Returns whether the request failed for good.
+   */
+  private judged(call: InFlightCall, failure: JudgedFailure): boolean {
+    const rules: FailureRules = {
+      maximumAttempts: this.scenario.maximumAttempts,
+      workflowRetries: true,
+      maxReasks: 2,
+      retryDelayMs: () => 1_000,
+      defaultRateLimitHoldMs: 1_000,
+      ...(this.scenario.apiHealth ? { apiHealth: this.scenario.apiHealth } : {}),
+    };
+    const failed = this.state.callFailedWith(call.item, failure, rules);
+    if (failed) {
+      this.settled(call);
+    } else {
+      this.records[call.item.index]!.requeues += 1;
+      this.leave(call);
+    }
+    this.state.callEnded(call.item.index);
+    return failed !== null;
   }
 
   /** A call is over: sent back to the queue, or failed for good; either way it leaves the window. */
@@ -786,4 +923,52 @@ export const billedEventsArb: fc.Arbitrary<SimEvent[]> = fc.array(
   // Lost calls and re-asks are billed beyond the estimate: the estimate cannot cover them.
   simEventArb.filter((e) => e.kind !== 'lost' && e.kind !== 'offSchema' && e.kind !== 'approve'),
   { maxLength: 80 },
+);
+
+/** Outage handling as a batch of this version has it, with probe intervals short enough to see several. */
+export const apiHealthArb: fc.Arbitrary<NonNullable<FailureRules['apiHealth']>> = fc.record({
+  failuresToTrip: fc.integer({ min: 1, max: 3 }),
+  probeIntervalMs: fc.integer({ min: 500, max: 10_000 }),
+  probeMaxIntervalMs: fc.integer({ min: 10_000, max: 60_000 }),
+  outageTimeoutMs: fc.constant(24 * 60 * 60 * 1000),
+});
+
+/** A batch that judges failures batch-wide: trips after at most `maximumAttempts` failures, as the workflow does. */
+export const healthScenarioArb: fc.Arbitrary<SimScenario> = fc
+  .tuple(scenarioArb('sometimes'), apiHealthArb)
+  .map(([scenario, health]) => ({
+    ...scenario,
+    // Room for every request twice over and at least two calls at once, so outages and 429s
+    // meet calls in flight rather than a batch waiting for budget.
+    initialBudget: Math.round(2 * sum(scenario.items.map((i) => i.maxCost)) * 1e6) / 1e6,
+    maxConcurrency: Math.max(2, scenario.maxConcurrency),
+    apiHealth: { ...health, failuresToTrip: Math.min(health.failuresToTrip, scenario.maximumAttempts) },
+  }));
+
+/** Events with Maritaca failing often (outages form from runs of failures), refusing keys and answering 429s. */
+export const healthEventsArb: fc.Arbitrary<SimEvent[]> = fc.array(
+  fc.oneof(
+    { weight: 8, arbitrary: simEventArb },
+    {
+      weight: 4,
+      arbitrary: fc.record({
+        kind: fc.constant('apiFailure' as const),
+        pick: fc.nat(20),
+        billed: fc.boolean(),
+      }),
+    },
+    {
+      weight: 1,
+      arbitrary: fc.record({ kind: fc.constant('credentialsRefused' as const), pick: fc.nat(20) }),
+    },
+    {
+      weight: 2,
+      arbitrary: fc.record({
+        kind: fc.constant('rateLimited' as const),
+        pick: fc.nat(20),
+        retryAfterMs: fc.integer({ min: 0, max: 2_000 }),
+      }),
+    },
+  ),
+  { maxLength: 100 },
 );

@@ -254,6 +254,7 @@ describe('budget and flow control', () => {
     expect(refused).toBeGreaterThan(0);
     expect(stats.byStatus['200']).toBe(8);
     expect(stats.totalRequests).toBe(8 + refused);
+    expect(stats.peakConcurrency).toBeLessThanOrEqual(4);
     expect((await handle.progress()).rateLimitedResponses).toBe(refused);
     expect(result.results.reduce((n, r) => n + r.attempts, 0)).toBe(8 + refused);
 

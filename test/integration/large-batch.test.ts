@@ -34,6 +34,8 @@ describe('large batches: bounded history, outcomes off the history', () => {
 
     expect(result.status).toBe('completed');
     expect(result.resultsRef).toBeDefined();
+    // Runs of calls and continue-as-new never put more calls on Maritaca than the window.
+    expect(ctx.fake.stats().peakConcurrency).toBeLessThanOrEqual(50);
     expect(result.runs).toBeGreaterThan(1);
     expect(result.results.map((r) => r.id)).toEqual(requests.map((r) => r.id));
     expect(result.results.every((r) => r.ok)).toBe(true);

@@ -24,6 +24,7 @@ const CURRENT_SHAPES = [
   'workflow-retries',
   'structured-reask',
   'call-runs',
+  'api-health',
 ];
 const V0_1_SHAPES = ['approved', 'budget-pause', 'continue-as-new', 'failed', 'failures', 'rejected'];
 

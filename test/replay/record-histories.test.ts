@@ -38,6 +38,7 @@ const SHAPES = [
   'workflow-retries',
   'structured-reask',
   'call-runs',
+  'api-health',
 ];
 const only = process.env.RECORD_SHAPES?.split(',')
   .map((shape) => shape.trim())
@@ -286,6 +287,48 @@ describeRecording('recording replay fixtures', () => {
         await save('call-runs', handle);
       } finally {
         ctx.fake.configure({ errorRate429: null, retryAfterSeconds: null, seed: null });
+      }
+    },
+  );
+
+  record(
+    ['api-health'],
+    'an outage held and probed, a refused key waiting for resume, a 429 burst cut once',
+    async () => {
+      try {
+        const handle = await ctx.batches.start(questions(30), {
+          maxConcurrency: 3,
+          autoApproveBelow: 10,
+          callsPerActivity: 2,
+          retry: { maximumAttempts: 3, initialInterval: '200ms' },
+          apiProbeInterval: '500ms',
+        });
+        await waitFor(
+          async () => ctx.fake.stats().byStatus['200'] ?? 0,
+          (n) => n >= 6,
+          { what: 'answers before the outage' },
+        );
+        ctx.fake.configure({ outage: 'unavailable', outageForMs: 2_000 });
+        await waitFor(
+          () => handle.progress(),
+          (p) => p.waitingFor === 'api_unavailable',
+          { what: 'the outage hold' },
+        );
+        await ctx.fake.outageEnded();
+        ctx.fake.configure({ revokeKeyAfterCalls: 4 });
+        await waitFor(
+          () => handle.progress(),
+          (p) => p.status === 'awaiting_credentials',
+          { what: 'the credentials pause' },
+        );
+        ctx.fake.configure({ revokeKeyAfterCalls: null, errorRate429: 0.3, retryAfterSeconds: 1, seed: 3 });
+        await handle.resume();
+        const result = await handle.result();
+        expect(result.status).toBe('completed');
+        expect(result.results.every((r) => r.ok)).toBe(true);
+        await save('api-health', handle);
+      } finally {
+        ctx.fake.configure({ outage: null, revokeKeyAfterCalls: null, errorRate429: null, seed: null });
       }
     },
   );

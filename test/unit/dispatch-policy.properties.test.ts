@@ -6,11 +6,15 @@ import {
   allowedInFlight,
   decideDispatch,
   rateWaitMs,
+  type FailureRules,
+  type JudgedFailure,
   type PageItem,
 } from '../../src/shared';
 import {
   billedEventsArb,
   exactScenarioArb,
+  healthEventsArb,
+  healthScenarioArb,
   scenarioArb,
   simEventsArb,
   simulate,
@@ -351,5 +355,109 @@ describe('settlement: every start is settled or requeued exactly once', () => {
 
   test('fails for a state that loses a request it sent back', () => {
     expect(mustFail('settlement', { createState: stateOf(RetryLost) })).toMatch(/settled 0 times at the end/);
+  });
+});
+
+/** Outages, refused keys and 429 cuts, judged batch-wide (scenarios with `apiHealth`). */
+function healthHolds(property: SimProperty, broken: Broken = {}, seen = { outages: 0, cuts: 0 }) {
+  return fc.property(healthScenarioArb, healthEventsArb, (scenario, events) => {
+    const sim = simulate(scenario, events, broken);
+    seen.outages += sim.outagesSeen;
+    seen.cuts += sim.decisions.filter((d) => !d.start && d.reason === 'retry_after').length;
+    const violations = sim.violationsOf(property);
+    if (violations.length > 0) {
+      throw new Error(violations.map((v) => `step ${v.step}: ${v.message}`).join('\n'));
+    }
+  });
+}
+
+function healthMustFail(property: SimProperty, broken: Broken): string {
+  // A broken variant shows only when several events line up (a streak, a probe, a second 429 to
+  // an older call): more sequences, stopping at the first that catches it.
+  const result = fc.check(healthHolds(property, broken), { numRuns: 20 * RUNS, endOnFailure: true });
+  expect(result.failed).toBe(true);
+  return String(result.errorInstance);
+}
+
+/** Ignores an outage: starts every call as usual while Maritaca is down. */
+const ignoresOutage: DispatchPolicy = (view, candidate, now) => {
+  const { outage: _ignored, ...rest } = view;
+  return decideDispatch(rest, candidate, now);
+};
+
+/** Sends probes without waiting for the one in flight. */
+const probesInParallel: DispatchPolicy = (view, candidate, now) =>
+  decideDispatch(
+    view.outage ? { ...view, outage: { ...view.outage, probing: false } } : view,
+    candidate,
+    now,
+  );
+
+/** Ignores a refused key. */
+const ignoresCredentials: DispatchPolicy = (view, candidate, now) =>
+  decideDispatch({ ...view, credentialsRefused: false }, candidate, now);
+
+/** Counts Maritaca's failures against requests even during an outage. */
+class OutageCountsAttempts extends BatchState {
+  override callFailedWith(item: PageItem, failure: JudgedFailure, rules: FailureRules) {
+    if (!this.view.outage) return super.callFailedWith(item, failure, rules);
+    const { apiHealth: _off, ...plain } = rules;
+    return super.callFailedWith(item, failure, plain);
+  }
+}
+
+/** Cuts the window on every 429, however old the call it answers. */
+class CutsOnEvery429 extends BatchState {
+  override callRateLimited(item: PageItem, retryAfterMs: number, attempts: number, maximum: number): boolean {
+    return super.callRateLimited(item, retryAfterMs, attempts, maximum, false);
+  }
+}
+
+describe('outages, refused keys and 429s: batch-wide events', () => {
+  test(`during an outage only one probe at a time starts (${RUNS} sequences)`, () => {
+    const seen = { outages: 0, cuts: 0 };
+    fc.assert(healthHolds('probe', {}, seen), { numRuns: RUNS });
+    expect(seen.outages).toBeGreaterThan(0);
+  });
+
+  test('fails for a policy that ignores the outage, or probes in parallel', () => {
+    expect(healthMustFail('probe', { policy: ignoresOutage })).toMatch(/not as a probe/);
+    expect(healthMustFail('probe', { policy: probesInParallel })).toMatch(/second probe/);
+  });
+
+  test(`no request fails for good on Maritaca's failures during an outage (${RUNS} sequences)`, () => {
+    fc.assert(healthHolds('outage'), { numRuns: RUNS });
+  });
+
+  test('fails for a state that counts attempts during an outage', () => {
+    expect(healthMustFail('outage', { createState: stateOf(OutageCountsAttempts) })).toMatch(
+      /failed for good/,
+    );
+  });
+
+  test(`nothing starts while the batch awaits credentials (${RUNS} sequences)`, () => {
+    fc.assert(healthHolds('credentials'), { numRuns: RUNS });
+  });
+
+  test('fails for a policy that ignores a refused key', () => {
+    expect(healthMustFail('credentials', { policy: ignoresCredentials })).toMatch(/awaiting credentials/);
+  });
+
+  test(`a 429 to a call started before the last cut does not cut again (${RUNS} sequences)`, () => {
+    const seen = { outages: 0, cuts: 0 };
+    fc.assert(healthHolds('cutOnce', {}, seen), { numRuns: RUNS });
+    expect(seen.cuts).toBeGreaterThan(0);
+  });
+
+  test('fails for a state that cuts the window on every 429', () => {
+    expect(healthMustFail('cutOnce', { createState: stateOf(CutsOnEvery429) })).toMatch(
+      /cut the window again/,
+    );
+  });
+
+  test(`budget, window and settlement still hold with outages and refused keys (${RUNS} sequences)`, () => {
+    for (const property of ['budget', 'window', 'settlement'] as const) {
+      fc.assert(healthHolds(property), { numRuns: RUNS / 2 });
+    }
   });
 });

@@ -190,6 +190,9 @@ describe('allowedInFlight and BLOCKED_STATE', () => {
   test('each reason shows the status and waitingFor the progress query reports', () => {
     expect(BLOCKED_STATE).toEqual({
       paused: { status: 'paused', waitingFor: 'pause' },
+      awaiting_credentials: { status: 'awaiting_credentials', waitingFor: 'credentials' },
+      api_unavailable: { status: 'running', waitingFor: 'api_unavailable' },
+      api_failing: { status: 'running', waitingFor: null },
       window_full: { status: 'running', waitingFor: null },
       retry_after: { status: 'running', waitingFor: 'retry_after' },
       rate_limit: { status: 'running', waitingFor: 'rate_limit' },
