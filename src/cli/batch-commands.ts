@@ -415,7 +415,7 @@ export function registerBatchCommands(program: Command): void {
   program
     .command('resume')
     .argument('<batchId>')
-    .description('start calls again after pause')
+    .description('start calls again after pause, or after awaiting_credentials once the key is fixed')
     .action(async (batchId: string, _opts: unknown, command: Command) => {
       await withClient(command, async (batches) => {
         await batches.getHandle(batchId).resume();
