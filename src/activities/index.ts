@@ -9,11 +9,13 @@ import {
   type RequestOutcome,
   type AnsweredCall,
   type ResultsRef,
+  type KeyLimits,
 } from '../shared';
 import { StoreAccessError, storeFromEnv, type BatchStore } from '../store';
 import { createCallMaritaca, createCallMaritacaRun, type MaritacaConnectionOptions } from './call-maritaca';
 import { estimateRequests, loadRequestPage, type CountedEstimate, type EstimateRequestsInput } from './pages';
 import { createObservabilityActivities, type ProgressListener } from './observability';
+import { createKeyLeaseActivity } from './key-lease';
 
 /** What the activities need from the worker: how to reach Maritaca, and who hears progress. */
 export interface ActivityDependencies extends MaritacaConnectionOptions {
@@ -26,6 +28,11 @@ export interface ActivityDependencies extends MaritacaConnectionOptions {
    * estimating and charging the models it adds or reprices; unset means the built-in table.
    */
   prices?: PriceTable;
+  /**
+   * The key's per-minute limits (`MARITACA_RATE_LIMIT`), shared through the key limiter by every
+   * batch and worker on the key; unset means `leaseKeyCapacity` answers `{ unlimited: true }`.
+   */
+  keyLimits?: KeyLimits;
 }
 
 /**
@@ -123,6 +130,11 @@ export function createActivities(deps: ActivityDependencies) {
     callMaritaca: createCallMaritaca({ ...deps, store }),
     callMaritacaRun: createCallMaritacaRun({ ...deps, store }),
     ...createObservabilityActivities(deps.onProgress),
+    /** Leases capacity of the worker's key from its limiter workflow (see `key-lease.ts`). */
+    leaseKeyCapacity: createKeyLeaseActivity({
+      apiKey: deps.apiKey,
+      ...(deps.keyLimits ? { limits: deps.keyLimits } : {}),
+    }),
   };
 }
 
@@ -131,3 +143,9 @@ export { retryAfterMs, type MaritacaConnectionOptions } from './call-maritaca';
 export { estimateMessageTokens, estimateTextTokens } from './token-estimate';
 export { type PostProgressInput, type ProgressEvent, type ProgressListener } from './observability';
 export type { CountedEstimate, EstimateRequestsInput } from './pages';
+export {
+  createKeyLeaseActivity,
+  keyLimiterWorkflowId,
+  type KeyLeaseDemand,
+  type KeyLeaseOptions,
+} from './key-lease';

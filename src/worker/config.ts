@@ -1,4 +1,10 @@
-import { DEFAULT_MARITACA_BASE_URL, DEFAULT_TASK_QUEUE } from '../shared';
+import {
+  DEFAULT_MARITACA_BASE_URL,
+  DEFAULT_TASK_QUEUE,
+  RATE_LIMIT_ENV,
+  parseKeyLimits,
+  type KeyLimits,
+} from '../shared';
 
 /** Worker and client settings read from the environment. */
 export interface EnvironmentConfig {
@@ -27,4 +33,16 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): Environment
     apiKey: read('MARITACA_API_KEY'),
     baseURL: read('MARITACA_BASE_URL') ?? DEFAULT_MARITACA_BASE_URL,
   };
+}
+
+/**
+ * The worker key's per-minute limits from `MARITACA_RATE_LIMIT` (JSON such as
+ * `{"rpm":1000,"inputTpm":2000000,"outputTpm":200000}`), or `undefined` when unset or blank.
+ *
+ * @throws {InvalidKeyLimitsError} naming the variable and the field at fault, so a worker with a
+ *   mistyped limit does not start.
+ */
+export function keyLimitsFromEnv(env: NodeJS.ProcessEnv = process.env): KeyLimits | undefined {
+  const text = env[RATE_LIMIT_ENV]?.trim();
+  return text ? parseKeyLimits(text, RATE_LIMIT_ENV) : undefined;
 }

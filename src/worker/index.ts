@@ -1,5 +1,5 @@
 export { MaritacaBatchPlugin, workflowsPath, type MaritacaBatchPluginOptions } from './plugin';
-export { configFromEnv, type EnvironmentConfig } from './config';
+export { configFromEnv, keyLimitsFromEnv, type EnvironmentConfig } from './config';
 export { runWorker, type RunWorkerOptions } from './run-worker';
 export {
   createWorkerLogger,

@@ -7,10 +7,13 @@ import { AesGcmPayloadCodec, encryptionKeysFromEnv, type EncryptionKeys } from '
 import {
   DEFAULT_MARITACA_BASE_URL,
   DEFAULT_REQUEST_TIMEOUT_MS,
+  checkKeyLimits,
   parsePriceTable,
+  type KeyLimits,
   type PriceTable,
 } from '../shared';
 import { loadPriceTable } from '../pricing';
+import { keyLimitsFromEnv } from './config';
 
 /** Options of {@link MaritacaBatchPlugin}. Unset values fall back to the environment. */
 export interface MaritacaBatchPluginOptions {
@@ -48,6 +51,18 @@ export interface MaritacaBatchPluginOptions {
    * Use the same table as the clients that start batches.
    */
   prices?: PriceTable;
+  /**
+   * The key's per-minute limits, shared by every batch and worker on the key through its limiter
+   * workflow (activity `leaseKeyCapacity`). Default: `MARITACA_RATE_LIMIT`; `false` turns it off.
+   */
+  keyLimits?: KeyLimits | false;
+}
+
+/** The key limits option as `createActivities` takes it; a bad value stops the worker, naming the field. */
+function keyLimitsDependency(option: KeyLimits | false | undefined): { keyLimits?: KeyLimits } {
+  if (option === false) return {};
+  const limits = option === undefined ? keyLimitsFromEnv() : checkKeyLimits(option, 'keyLimits option');
+  return limits ? { keyLimits: limits } : {};
 }
 
 function encryptionConverter(encryption: EncryptionKeys | false | undefined): {
@@ -92,6 +107,7 @@ export class MaritacaBatchPlugin extends SimplePlugin {
           ...(options.onProgress ? { onProgress: options.onProgress } : {}),
           // Loaded here, so a bad prices file stops the worker before it polls, naming the field.
           prices: options.prices ? parsePriceTable(options.prices, 'prices option') : loadPriceTable(),
+          ...keyLimitsDependency(options.keyLimits),
           // Outcomes and uploads are sealed with the same keys as the payloads (or left plain likewise).
           store:
             options.store ??

@@ -4,3 +4,4 @@
  */
 export { maritacaBatch } from './batch';
 export * from '../shared';
+export { maritacaKeyLimiter } from './key-limiter';
