@@ -25,6 +25,12 @@ export interface TestContext {
   close(): Promise<void>;
 }
 
+/** Keeps an error's message, stack and cause in a logged JSON line (plain JSON drops them). */
+function withErrors(_key: string, value: unknown): unknown {
+  if (!(value instanceof Error)) return value;
+  return { ...value, name: value.name, message: value.message, stack: value.stack, cause: value.cause };
+}
+
 /** Starts a fake Maritaca server and a worker bound to it, against the suite's dev server. */
 export async function startTestContext(
   fakeOptions: FakeMaritacaOptions = {},
@@ -38,7 +44,7 @@ export async function startTestContext(
     runtimeInstalled = true;
     Runtime.install({
       logger: new DefaultLogger('INFO', (entry) => {
-        logs.push(`${entry.level} ${entry.message} ${JSON.stringify(entry.meta ?? {})}`);
+        logs.push(`${entry.level} ${entry.message} ${JSON.stringify(entry.meta ?? {}, withErrors)}`);
       }),
     });
   }
