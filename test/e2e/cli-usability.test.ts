@@ -168,7 +168,7 @@ describe('the CLI a team can trust', () => {
     const batchId = `usability-failed-${randomUUID()}`;
     const failing = Array.from({ length: 4 }, (_, i) => ({
       id: `f${i}`,
-      messages: [{ role: 'user' as const, content: `Pergunta ${i} [[fake-status:401]]` }],
+      messages: [{ role: 'user' as const, content: `Pergunta ${i} [[fake-status:400]]` }],
     }));
     expect(
       (await cli('submit', file('failing.jsonl', failing), '--id', batchId, '--auto-approve-below', '1'))

@@ -237,7 +237,7 @@ describeBrowser('watching and approving a batch in the Temporal UI (headless Chr
   test('a batch whose every request failed says so in its current details', async () => {
     const refused = Array.from({ length: 4 }, (_, i) => ({
       id: `r${i}`,
-      messages: [{ role: 'user' as const, content: `Pergunta recusada ${i} [[fake-status:401]]` }],
+      messages: [{ role: 'user' as const, content: `Pergunta recusada ${i} [[fake-status:400]]` }],
     }));
     const handle = await ctx.batches.start(refused, { returnExceptions: true, autoApproveBelow: 10 });
     expect((await handle.result()).counts).toMatchObject({ succeeded: 0, failed: 4 });
@@ -248,7 +248,7 @@ describeBrowser('watching and approving a batch in the Temporal UI (headless Chr
       (t) => t.includes('Status: completed'),
       { what: 'the final details in the UI' },
     );
-    expect(text).toContain('All 4 requests failed (last error: MaritacaAuthenticationError (HTTP 401)');
+    expect(text).toContain('All 4 requests failed (last error: MaritacaBadRequest (HTTP 400)');
     await screenshot(page, 'current-details-all-failed.png', undefined, { fullPage: true });
   }, 120_000);
 

@@ -270,42 +270,52 @@ describe('a key Maritaca refuses (401)', () => {
     await ctx?.close();
   });
 
-  test('is not retried and is reported per request with returnExceptions', async () => {
-    const handle = await ctx.batches.start(questions(3), {
+  test('pauses the batch in awaiting_credentials with the server message: no request fails, nothing more is sent', async () => {
+    const handle = await ctx.batches.start(questions(6), {
       autoApproveBelow: 100,
-      returnExceptions: true,
+      maxConcurrency: 2,
       retry: fastRetry,
     });
-    const result = await handle.result();
-    expect(result.status).toBe('completed');
-    for (const outcome of result.results) {
-      expect(outcome).toMatchObject({
-        ok: false,
-        attempts: 1,
-        error: { type: FailureTypes.AuthenticationError, status: 401 },
-      });
-    }
-    const stats = await ctx.fake.stats();
-    expect(stats.totalRequests).toBe(3);
+    const paused = await waitFor(
+      () => handle.progress(),
+      (p) => p.status === 'awaiting_credentials' && p.inFlight === 0,
+      { what: 'the credentials pause' },
+    );
+    expect(paused.waitingFor).toBe('credentials');
+    expect(paused.credentialsError).toMatchObject({ status: 401 });
+    expect(paused.credentialsError!.message).toMatch(/invalid api key/i);
+    expect(paused.failed).toBe(0);
+    // At most the calls in flight when the key was refused.
+    expect(ctx.fake.stats().totalRequests).toBeLessThanOrEqual(2);
+    await handle.cancel();
+    expect((await handle.result()).status).toBe('cancelled');
     const text = await historyText(ctx.temporal, handle.batchId);
     expect(text).toContain('MaritacaAuthenticationError');
     expect(text).not.toContain(TEST_API_KEY);
   });
 
-  test('fails the batch naming the request without returnExceptions', async () => {
-    const handle = await ctx.batches.start(questions(5), { autoApproveBelow: 100, maxConcurrency: 1 });
-    const failure = await handle.result().then(
-      () => undefined,
-      (err: unknown) => err,
-    );
-    expect(failure).toBeInstanceOf(BatchRequestFailedError);
-    const error = failure as BatchRequestFailedError;
-    expect(error.requestId).toBe('q0');
-    expect(error.index).toBe(0);
-    expect(error.status).toBe(401);
-    expect(error.type).toBe(FailureTypes.AuthenticationError);
-    expect(error.message).toContain('"q0"');
-    expect(error.message).not.toContain(TEST_API_KEY);
-    expect((await handle.progress()).status).toBe('failed');
+  test('a request Maritaca refuses (400) fails the batch naming it, without returnExceptions', async () => {
+    const refused = questions(5);
+    for (const q of refused) q.messages[0]!.content += ' [[fake-status:400]]';
+    // A context whose key the fake accepts: only the requests themselves are refused.
+    const own = await startTestContext();
+    try {
+      const handle = await own.batches.start(refused, { autoApproveBelow: 100, maxConcurrency: 1 });
+      const failure = await handle.result().then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      expect(failure).toBeInstanceOf(BatchRequestFailedError);
+      const error = failure as BatchRequestFailedError;
+      expect(error.requestId).toBe('q0');
+      expect(error.index).toBe(0);
+      expect(error.status).toBe(400);
+      expect(error.type).toBe(FailureTypes.BadRequest);
+      expect(error.message).toContain('"q0"');
+      expect(error.message).not.toContain(TEST_API_KEY);
+      expect((await handle.progress()).status).toBe('failed');
+    } finally {
+      await own.close();
+    }
   });
 });

@@ -25,11 +25,11 @@ interface WorkflowMetadata {
   currentDetails?: string;
 }
 
-/** Requests Maritaca refuses with HTTP 401 (the fake server obeys the marker). */
+/** Requests Maritaca refuses with HTTP 400 (the fake server obeys the marker). */
 function refused(count: number): { id: string; messages: { role: 'user'; content: string }[] }[] {
   return Array.from({ length: count }, (_, i) => ({
     id: `r${i}`,
-    messages: [{ role: 'user' as const, content: `Pergunta recusada ${i} [[fake-status:401]]` }],
+    messages: [{ role: 'user' as const, content: `Pergunta recusada ${i} [[fake-status:400]]` }],
   }));
 }
 
@@ -204,7 +204,7 @@ describe('what the Temporal UI and CLI show of a batch', () => {
     const details = (await metadataOf(allFailed)).currentDetails!;
     expect(details).toContain('**Status:** completed');
     expect(details).toMatch(
-      /\*\*All 8 requests failed\*\* \(last error: MaritacaAuthenticationError \(HTTP 401\): .+\)/,
+      /\*\*All 8 requests failed\*\* \(last error: MaritacaBadRequest \(HTTP 400\): .+\)/,
     );
     expect(details).toContain('8/8 (100%) · 0 succeeded · 8 failed');
     expect(details).toMatch(/spent R\\\$ 0\.000000 · approved R\\\$ 10\.00/);
@@ -218,7 +218,7 @@ describe('what the Temporal UI and CLI show of a batch', () => {
     });
     await someFailed.result();
     const mixed = (await metadataOf(someFailed)).currentDetails!;
-    expect(mixed).toContain('**2 of 5 requests failed** (last error: MaritacaAuthenticationError (HTTP 401)');
+    expect(mixed).toContain('**2 of 5 requests failed** (last error: MaritacaBadRequest (HTTP 400)');
     expect(mixed).toContain('5/5 (100%) · 3 succeeded · 2 failed');
 
     // A failure without returnExceptions fails the batch; its details name the request.
@@ -227,7 +227,7 @@ describe('what the Temporal UI and CLI show of a batch', () => {
     const failedDetails = (await metadataOf(failed)).currentDetails!;
     expect(failedDetails).toContain('**Status:** failed');
     expect(failedDetails).toMatch(
-      /\*\*Failed:\*\* Request "r0" \(index 0\) failed after 1 attempt\(s\): MaritacaAuthenticationError/,
+      /\*\*Failed:\*\* Request "r0" \(index 0\) failed after 1 attempt\(s\): MaritacaBadRequest/,
     );
     expect(failedDetails).toMatch(/· 1 failed · 2 never ran/);
   });
