@@ -10,6 +10,7 @@ export {
   configFromEnv,
   createWorkerLogger,
   describeRetryableFailure,
+  keyLimitsFromEnv,
   runWorker,
   workflowsPath,
 } from './worker';
@@ -22,7 +23,9 @@ export type {
 } from './worker';
 export {
   createActivities,
+  createKeyLeaseActivity,
   estimateBatchCost,
+  keyLimiterWorkflowId,
   estimateMessageTokens,
   estimateTextTokens,
   retryAfterMs,

@@ -239,6 +239,8 @@ export const batchOptionsSchema = z.object({
   apiProbeInterval: durationSchema.optional(),
   apiProbeMaxInterval: durationSchema.optional(),
   apiOutageTimeout: durationSchema.optional(),
+  // This batch's weight in the share of a key's declared limits (MARITACA_RATE_LIMIT on workers).
+  priority: z.number().int().min(1).max(100).optional(),
   rateLimit: rateLimitSchema.optional(),
   ...chatFeatureFields,
   // Answers that do not match the requested JSON are asked again this many times (default 2).

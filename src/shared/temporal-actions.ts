@@ -13,7 +13,7 @@ export interface TemporalActions {
 /** Actions a batch takes whatever its size: start, estimate, approval, details upserts, markers. */
 const FIXED_ACTIONS = {
   workflow_started: 1,
-  activity_scheduled: 2, // the estimate and the results location
+  activity_scheduled: 3, // the estimate, the results location and the key-limit lease
   signal: 1, // the approval
   search_attributes: 5,
   local_activity: 1,

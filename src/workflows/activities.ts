@@ -69,6 +69,11 @@ export function batchActivities(options: BatchOptions) {
   });
   const callOptions = callOptionsOf(options);
   const { callMaritaca, callMaritacaRun } = proxyActivities<Activities>(callOptions);
+  // The limiter answers within its bounded wait (10 s), with a zero grant if it must.
+  const { leaseKeyCapacity } = proxyActivities<Activities>({
+    startToCloseTimeout: '45 seconds',
+    retry: { maximumAttempts: 5 },
+  });
   const { postProgress } = proxyActivities<Activities>({
     startToCloseTimeout: '15 seconds',
     retry: { maximumAttempts: 3 },
@@ -86,6 +91,7 @@ export function batchActivities(options: BatchOptions) {
     estimateCost,
     callMaritaca,
     callMaritacaRun,
+    leaseKeyCapacity,
     callOptions,
     postProgress,
     searchAttributesReady,

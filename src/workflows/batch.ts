@@ -50,6 +50,8 @@ const WORKFLOW_RETRIES_PATCH = 'workflow-side-retries';
 const CALL_RUNS_PATCH = 'call-runs';
 /** Outages hold the batch and probe, refused keys pause it, 429s cut the window once per round trip. */
 const API_HEALTH_PATCH = 'api-health';
+/** Starts are leased from the key's limiter when workers declare the key's limits. */
+const KEY_LEASES_PATCH = 'key-leases';
 
 /**
  * The durable batch: estimates the cost, waits for approval, then runs every request through a
@@ -143,6 +145,7 @@ async function runBatch(run: BatchRun): Promise<BatchResult> {
   // Runs need the workflow to own retries (each call of a run is one attempt).
   const callRuns = workflowRetries && patched(CALL_RUNS_PATCH);
   const apiHealth = callRuns && patched(API_HEALTH_PATCH);
+  const keyLeases = apiHealth && patched(KEY_LEASES_PATCH);
   // Calls of a run write their answers to the store even in an inline batch: if the run's worker
   // dies, what the store holds tells the answered calls from the ones never made.
   if (callRuns && !state.view.results)
@@ -161,6 +164,7 @@ async function runBatch(run: BatchRun): Promise<BatchResult> {
     options,
     workflowRetries,
     callRuns,
+    keyLeases,
     ...(apiHealth ? { apiHealth: apiHealthRules(options) } : {}),
     queued: () => run.total - state.view.nextIndex + state.view.retryQueue.length,
     retryDelayMs: retryDelayOf(options),
@@ -190,10 +194,10 @@ function singleAttempt(callOptions: ActivityOptions): ActivityOptions {
 
 /** How the batch waits out outages, from its options. */
 function apiHealthRules(options: BatchOptions): NonNullable<FailureRules['apiHealth']> {
-  const maximumAttempts = options.retry?.maximumAttempts ?? DEFAULT_RETRY.maximumAttempts;
   return {
-    // A request must not run out of attempts before the batch sees the outage.
-    failuresToTrip: Math.max(1, Math.min(API_FAILURES_TO_TRIP, maximumAttempts)),
+    // With fewer attempts than this, a request may fail on Maritaca's failures before the streak
+    // declares an outage: the retry policy asked for no more tries.
+    failuresToTrip: API_FAILURES_TO_TRIP,
     probeIntervalMs: parseDurationMs(options.apiProbeInterval) ?? DEFAULT_API_PROBE_INTERVAL_MS,
     probeMaxIntervalMs: parseDurationMs(options.apiProbeMaxInterval) ?? DEFAULT_API_PROBE_MAX_INTERVAL_MS,
     outageTimeoutMs: parseDurationMs(options.apiOutageTimeout) ?? DEFAULT_API_OUTAGE_TIMEOUT_MS,

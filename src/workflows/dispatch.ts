@@ -61,7 +61,12 @@ export interface DispatchContext {
   book: OutcomeBook;
   activities: Pick<
     BatchActivities,
-    'callMaritaca' | 'callMaritacaRun' | 'callOptions' | 'appendOutcomes' | 'answeredInStore'
+    | 'callMaritaca'
+    | 'callMaritacaRun'
+    | 'callOptions'
+    | 'appendOutcomes'
+    | 'answeredInStore'
+    | 'leaseKeyCapacity'
   >;
   options: BatchOptions;
   maximumAttempts: number;
@@ -86,6 +91,19 @@ export interface DispatchContext {
   queued: () => number;
   /** Outages, refused keys and 429s handled batch-wide (not in runs that began before this existed). */
   apiHealth?: FailureRules['apiHealth'];
+  /**
+   * Starts are leased from the key's limiter when the worker declares the key's limits
+   * (`MARITACA_RATE_LIMIT`); not in runs that began before leases existed.
+   */
+  keyLeases: boolean;
+}
+
+/** Capacity leased from the key's limiter and not used yet. */
+interface HeldLease {
+  requests: number;
+  inputTokens: number;
+  outputTokens: number;
+  grantedAt: number;
 }
 
 /** A request's outcome when it failed for good. */
@@ -110,6 +128,16 @@ export class Dispatcher {
 
   /** How failed calls are judged. */
   private readonly rules: FailureRules;
+  /** Whether the worker declares the key's limits: unknown until the first lease answers. */
+  private keyLimited: boolean | null = null;
+  /** Leased capacity not used yet (oldest first), a lease being asked for, and when to ask again. */
+  private readonly leases: HeldLease[] = [];
+  private leasing = false;
+  private leaseAgainAt = 0;
+  /** Tokens reserved but not used, by the grant they came from: given back with the next demand. */
+  private readonly unusedTokens = new Map<number, { inputTokens: number; outputTokens: number }>();
+  /** The grant each call in flight was started under. */
+  private readonly grantOf = new Map<number, number>();
 
   constructor(private readonly ctx: DispatchContext) {
     this.rules = {
@@ -168,6 +196,15 @@ export class Dispatcher {
     }
     const reservation = state.reservationOf(next);
     const decision = decideDispatch(state.dispatchView(this.ctx.options.rateLimit), reservation, now);
+    if (decision.start && this.ctx.keyLeases && this.keyLimited !== false && !this.leaseCovers(reservation)) {
+      // The key's limit is shared through its limiter: wait for a lease (asked for here).
+      if (!this.leasing && now >= this.leaseAgainAt) this.askForLease(reservation);
+      reporter.setStatus('running', this.keyLimited ? 'rate_limit' : null);
+      if (!this.leasing && this.leaseAgainAt > now)
+        await condition(changed, this.leaseAgainAt - now, { summary: 'key limiter' });
+      else await condition(changed);
+      return null;
+    }
     if (decision.start) {
       reporter.setStatus('running');
       // A probe goes alone: it is the one call that finds out whether Maritaca is back.
@@ -177,6 +214,7 @@ export class Dispatcher {
         return null;
       }
       state.takeNext(pages.buffer, next);
+      this.takeFromLease(next.index, reservation);
       this.start(next, reservation, decision.probe === true);
       return null;
     }
@@ -207,8 +245,103 @@ export class Dispatcher {
       latencyMs: state.view.callLatencyMs,
       queued: this.ctx.queued(),
       slots: state.allowedInFlight,
-      rateLimited: options.rateLimit !== undefined,
+      // A key's lease counts a start when it is granted: each must start then.
+      rateLimited: options.rateLimit !== undefined || this.keyLimited === true,
     });
+  }
+
+  /** Whether leased capacity covers a start of `reservation` (always, when the key is not limited). */
+  private leaseCovers(reservation: Reservation): boolean {
+    if (this.keyLimited === false) return true;
+    const held = this.leases.reduce(
+      (sum, l) => ({
+        requests: sum.requests + l.requests,
+        inputTokens: sum.inputTokens + l.inputTokens,
+        outputTokens: sum.outputTokens + l.outputTokens,
+      }),
+      { requests: 0, inputTokens: 0, outputTokens: 0 },
+    );
+    return (
+      held.requests >= 1 &&
+      held.inputTokens >= reservation.inputTokens &&
+      held.outputTokens >= reservation.outputTokens
+    );
+  }
+
+  /** Spends one request and its tokens of leased capacity on the call of `index`, oldest lease first. */
+  private takeFromLease(index: number, reservation: Reservation): void {
+    if (!this.keyLimited) return;
+    const counting = this.leases.find((lease) => lease.requests > 0)!;
+    counting.requests -= 1;
+    this.grantOf.set(index, counting.grantedAt);
+    let input = reservation.inputTokens;
+    let output = reservation.outputTokens;
+    for (const lease of this.leases) {
+      const inputOff = Math.min(input, lease.inputTokens);
+      const outputOff = Math.min(output, lease.outputTokens);
+      lease.inputTokens -= inputOff;
+      lease.outputTokens -= outputOff;
+      input -= inputOff;
+      output -= outputOff;
+    }
+    // A lease with no start left gives the tokens it still holds back to the key.
+    for (let at = this.leases.length - 1; at >= 0; at--) {
+      const lease = this.leases[at]!;
+      if (lease.requests > 0) continue;
+      this.giveBack(lease.grantedAt, lease.inputTokens, lease.outputTokens);
+      this.leases.splice(at, 1);
+    }
+  }
+
+  /** Notes tokens of a grant that will not be used, for the next demand to give back. */
+  private giveBack(grantedAt: number, inputTokens: number, outputTokens: number): void {
+    if (inputTokens <= 0 && outputTokens <= 0) return;
+    const known = this.unusedTokens.get(grantedAt) ?? { inputTokens: 0, outputTokens: 0 };
+    known.inputTokens += Math.max(0, inputTokens);
+    known.outputTokens += Math.max(0, outputTokens);
+    this.unusedTokens.set(grantedAt, known);
+  }
+
+  /**
+   * Asks the key's limiter for a window's worth of starts like `reservation`, giving back the
+   * tokens earlier grants did not use. The answer (a grant, possibly zero with a wait, or word
+   * that the worker declares no limit) wakes the loop.
+   */
+  private askForLease(reservation: Reservation): void {
+    const { state, activities, options } = this.ctx;
+    const requests = Math.max(1, Math.min(this.ctx.queued(), state.allowedInFlight));
+    const returned = [...this.unusedTokens].map(([grantedAt, tokens]) => ({ grantedAt, ...tokens }));
+    this.unusedTokens.clear();
+    this.leasing = true;
+    void activities
+      .leaseKeyCapacity({
+        requests,
+        inputTokens: reservation.inputTokens * requests,
+        outputTokens: reservation.outputTokens * requests,
+        ...(options.priority !== undefined ? { priority: options.priority } : {}),
+        ...(returned.length > 0 ? { returned } : {}),
+      })
+      .then(
+        (lease) => {
+          if (lease.unlimited) {
+            this.keyLimited = false;
+            return;
+          }
+          this.keyLimited = true;
+          if (lease.requests > 0) this.leases.push({ ...lease });
+          else this.leaseAgainAt = Date.now() + Math.max(100, lease.retryAfterMs ?? 1_000);
+        },
+        (err: unknown) => {
+          log.warn('Could not lease capacity from the key limiter; asking again', {
+            error: (err as Error).message,
+          });
+          this.leaseAgainAt = Date.now() + 5_000;
+        },
+      )
+      .finally(() => {
+        this.leasing = false;
+        state.bump();
+      });
   }
 
   /**
@@ -433,6 +566,17 @@ export class Dispatcher {
   private answered(item: PageItem, output: CallMaritacaOutput): void {
     const { state, book } = this.ctx;
     const { call, index } = item;
+    const grantedAt = this.grantOf.get(index);
+    if (grantedAt !== undefined && !output.usageMissing) {
+      // What the lease counted beyond what the call used goes back to the key.
+      const reserved = state.reservationOf(item);
+      this.giveBack(
+        grantedAt,
+        reserved.inputTokens - output.usage.promptTokens,
+        reserved.outputTokens - output.usage.completionTokens,
+      );
+    }
+    this.grantOf.delete(index);
     if (!book.stored && output.result) {
       book.keep({
         id: call.requestId,

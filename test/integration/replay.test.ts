@@ -25,6 +25,7 @@ const CURRENT_SHAPES = [
   'structured-reask',
   'call-runs',
   'api-health',
+  'key-leases',
 ];
 const V0_1_SHAPES = ['approved', 'budget-pause', 'continue-as-new', 'failed', 'failures', 'rejected'];
 

@@ -39,6 +39,7 @@ const SHAPES = [
   'structured-reask',
   'call-runs',
   'api-health',
+  'key-leases',
 ];
 const only = process.env.RECORD_SHAPES?.split(',')
   .map((shape) => shape.trim())
@@ -332,6 +333,18 @@ describeRecording('recording replay fixtures', () => {
       }
     },
   );
+
+  record(['key-leases'], "starts leased from the key's limiter, declared on the worker", async () => {
+    const limited = await startTestContext({ rpm: 600 }, { keyLimits: { rpm: 600, outputTpm: 100_000 } });
+    try {
+      const handle = await limited.batches.start(questions(12), { maxConcurrency: 3, autoApproveBelow: 10 });
+      const result = await handle.result();
+      expect(result.status).toBe('completed');
+      await save('key-leases', handle);
+    } finally {
+      await limited.close();
+    }
+  });
 
   record(['retry-after-hold'], 'a 429 with Retry-After holds every call', async () => {
     // Seeded: the same calls are refused on every recording.
