@@ -13,7 +13,8 @@ export type BlockReason =
   | 'retry_after'
   | 'rate_limit'
   | 'budget'
-  | 'awaiting_budget';
+  | 'awaiting_budget'
+  | 'key_lease';
 
 /** What the policy reads: a plain snapshot of the batch, taken when the question is asked. */
 export interface DispatchView {
@@ -35,6 +36,11 @@ export interface DispatchView {
   outage?: { nextProbeAt: number; probing: boolean } | null;
   /** Maritaca failed the last call(s) answered: no new call until one in flight tells whether it is down. */
   apiFailing?: boolean;
+  /**
+   * Capacity leased from the key's limiter and not used yet, when the key's limits are shared
+   * (absent when the worker declares none): a start needs one request and its tokens of it.
+   */
+  keyLease?: { requests: number; inputTokens: number; outputTokens: number };
 }
 
 /** The request that would start next: the tokens it may use and its worst-case cost. */
@@ -66,6 +72,7 @@ export const BLOCKED_STATE: Record<BlockReason, { status: BatchStatus; waitingFo
   rate_limit: { status: 'running', waitingFor: 'rate_limit' },
   budget: { status: 'running', waitingFor: 'budget' },
   awaiting_budget: { status: 'awaiting_budget', waitingFor: 'budget' },
+  key_lease: { status: 'running', waitingFor: 'rate_limit' },
 };
 
 /** Calls that may be in flight at once: the window, never above `maxConcurrency` nor below 1. */
@@ -114,6 +121,8 @@ export function decideDispatch(
     // With calls in flight, their real cost may free room; with none, only a person can.
     return { start: false, reason: view.inFlight > 0 ? 'budget' : 'awaiting_budget' };
   }
+  // Last: a lease is asked for only when nothing else holds the start back.
+  if (view.keyLease && !leaseCovers(view.keyLease, candidate)) return { start: false, reason: 'key_lease' };
   return outage ? { start: true, probe: true } : { start: true };
 }
 
@@ -151,6 +160,19 @@ export function callsPerRun(sizing: RunSizing): number {
 }
 
 /**
+/** Whether leased capacity holds a start of `candidate`: one request and its tokens. */
+export function leaseCovers(
+  lease: { requests: number; inputTokens: number; outputTokens: number },
+  candidate: DispatchCandidate,
+): boolean {
+  return (
+    lease.requests >= 1 &&
+    lease.inputTokens >= candidate.inputTokens &&
+    lease.outputTokens >= candidate.outputTokens
+  );
+}
+
+/**
  * May a request join the run being assembled at `now`: the run already holds a slot, so only
  * what stops any start applies (a pause, a refused key, an outage, a 429's hold, the budget).
  */
@@ -160,6 +182,7 @@ export function mayJoinRun(view: DispatchView, candidate: DispatchCandidate, now
     !view.credentialsRefused &&
     !view.outage &&
     !view.apiFailing &&
+    !view.keyLease &&
     now >= view.holdUntil &&
     view.ledger.fits(candidate.maxCost)
   );

@@ -9,6 +9,7 @@ import {
   type AnsweredCall,
   type CallMaritacaInput,
   type CallMaritacaOutput,
+  type DispatchView,
   type FailureRules,
   type BatchState,
   type BatchStatus,
@@ -195,16 +196,7 @@ export class Dispatcher {
       return null;
     }
     const reservation = state.reservationOf(next);
-    const decision = decideDispatch(state.dispatchView(this.ctx.options.rateLimit), reservation, now);
-    if (decision.start && this.ctx.keyLeases && this.keyLimited !== false && !this.leaseCovers(reservation)) {
-      // The key's limit is shared through its limiter: wait for a lease (asked for here).
-      if (!this.leasing && now >= this.leaseAgainAt) this.askForLease(reservation);
-      reporter.setStatus('running', this.keyLimited ? 'rate_limit' : null);
-      if (!this.leasing && this.leaseAgainAt > now)
-        await condition(changed, this.leaseAgainAt - now, { summary: 'key limiter' });
-      else await condition(changed);
-      return null;
-    }
+    const decision = decideDispatch(this.dispatchView(), reservation, now);
     if (decision.start) {
       reporter.setStatus('running');
       // A probe goes alone: it is the one call that finds out whether Maritaca is back.
@@ -216,6 +208,15 @@ export class Dispatcher {
       state.takeNext(pages.buffer, next);
       this.takeFromLease(next.index, reservation);
       this.start(next, reservation, decision.probe === true);
+      return null;
+    }
+    if (decision.reason === 'key_lease') {
+      // The key's limit is shared through its limiter: wait for a lease (asked for here).
+      if (!this.leasing && now >= this.leaseAgainAt) this.askForLease(reservation);
+      reporter.setStatus('running', this.keyLimited ? 'rate_limit' : null);
+      if (!this.leasing && this.leaseAgainAt > now)
+        await condition(changed, this.leaseAgainAt - now, { summary: 'key limiter' });
+      else await condition(changed);
       return null;
     }
     const { status, waitingFor } = BLOCKED_STATE[decision.reason];
@@ -250,22 +251,17 @@ export class Dispatcher {
     });
   }
 
-  /** Whether leased capacity covers a start of `reservation` (always, when the key is not limited). */
-  private leaseCovers(reservation: Reservation): boolean {
-    if (this.keyLimited === false) return true;
-    const held = this.leases.reduce(
-      (sum, l) => ({
-        requests: sum.requests + l.requests,
-        inputTokens: sum.inputTokens + l.inputTokens,
-        outputTokens: sum.outputTokens + l.outputTokens,
-      }),
-      { requests: 0, inputTokens: 0, outputTokens: 0 },
-    );
-    return (
-      held.requests >= 1 &&
-      held.inputTokens >= reservation.inputTokens &&
-      held.outputTokens >= reservation.outputTokens
-    );
+  /** The snapshot the policy decides on, with the key's leased capacity when its limits are shared. */
+  private dispatchView(): DispatchView {
+    const view = this.ctx.state.dispatchView(this.ctx.options.rateLimit);
+    if (!this.ctx.keyLeases || this.keyLimited === false) return view;
+    const keyLease = { requests: 0, inputTokens: 0, outputTokens: 0 };
+    for (const lease of this.leases) {
+      keyLease.requests += lease.requests;
+      keyLease.inputTokens += lease.inputTokens;
+      keyLease.outputTokens += lease.outputTokens;
+    }
+    return { ...view, keyLease };
   }
 
   /** Spends one request and its tokens of leased capacity on the call of `index`, oldest lease first. */
@@ -349,7 +345,7 @@ export class Dispatcher {
    * activity that holds one slot of the window.
    */
   private startRun(first: PageItem, reservation: Reservation, size: number, now: number): void {
-    const { state, pages, options } = this.ctx;
+    const { state, pages } = this.ctx;
     const items = [first];
     state.takeNext(pages.buffer, first);
     state.startCall(first, false, reservation);
@@ -358,7 +354,7 @@ export class Dispatcher {
       const next = pages.peek(now);
       if (next === undefined) break;
       const joining = state.reservationOf(next);
-      if (!mayJoinRun(state.dispatchView(options.rateLimit), joining, now)) break;
+      if (!mayJoinRun(this.dispatchView(), joining, now)) break;
       state.takeNext(pages.buffer, next);
       state.startCall(next, false, joining, true);
       items.push(next);

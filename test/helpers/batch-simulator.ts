@@ -78,6 +78,8 @@ export interface SimScenario {
    * cut per round trip. Unset: the judgement of earlier versions, call by call.
    */
   apiHealth?: NonNullable<FailureRules['apiHealth']>;
+  /** The key's limits are shared: every start spends capacity leased from the key's limiter. */
+  keyLeases?: boolean;
 }
 
 /** Something that happens to a running batch. `pick` chooses a call in flight (modulo their number). */
@@ -94,6 +96,8 @@ export type SimEvent =
   | { kind: 'apiFailure'; pick: number; billed: boolean }
   /** Maritaca refuses the key (401). */
   | { kind: 'credentialsRefused'; pick: number }
+  /** The key's limiter grants capacity (when the scenario shares a key's limits). */
+  | { kind: 'lease'; requests: number; inputTokens: number; outputTokens: number }
   | { kind: 'approve'; extra: number }
   | { kind: 'pause' }
   | { kind: 'resume' }
@@ -114,7 +118,9 @@ export type SimProperty =
   /** No request fails for good on a failure of Maritaca's during (or declaring) an outage. */
   | 'outage'
   /** A 429 to a call started before the last window cut does not cut again. */
-  | 'cutOnce';
+  | 'cutOnce'
+  /** Starts never take more requests or tokens than the key's limiter granted. */
+  | 'lease';
 
 /** A broken invariant: which, at which step, and how. */
 export interface Violation {
@@ -173,6 +179,8 @@ export class BatchSimulator {
   extraApprovals = 0;
   /** Outages the batch declared (so an outage property cannot hold vacuously). */
   outagesSeen = 0;
+  /** Capacity the key's limiter granted and starts have not used. */
+  private readonly leased = { requests: 0, inputTokens: 0, outputTokens: 0 };
   /** Starts made before the last 429 cut of the window. */
   private lastCutAfterStart: number | null = null;
 
@@ -274,6 +282,11 @@ export class BatchSimulator {
           });
         break;
       }
+      case 'lease':
+        this.leased.requests += event.requests;
+        this.leased.inputTokens += event.inputTokens;
+        this.leased.outputTokens += event.outputTokens;
+        break;
       case 'approve':
         this.approved += event.extra;
         this.state.approve(this.approved, 'signal', 'simulator');
@@ -319,6 +332,11 @@ export class BatchSimulator {
             case 'awaiting_credentials':
               this.state.resume();
               break;
+            case 'key_lease':
+              this.leased.requests += 1;
+              this.leased.inputTokens += candidateOf(this).inputTokens;
+              this.leased.outputTokens += candidateOf(this).outputTokens;
+              break;
             case 'api_unavailable':
               // Maritaca is back: the probe (or a call still in flight) answers; else wait for the probe.
               if (this.inFlight.length > 0) this.succeed(this.inFlight[0]!, 1, 1);
@@ -346,6 +364,11 @@ export class BatchSimulator {
     return false;
   }
 
+  /** Requests never started, in order (for what the next start would need). */
+  pendingBuffer(): readonly PageItem[] {
+    return this.buffer;
+  }
+
   /** The request that would start next: a retry whose wait is over first, else the buffer's head (as `PageQueue.peek`). */
   private head(): PageItem | undefined {
     return this.state.nextRequest(this.buffer, this.clock);
@@ -366,7 +389,10 @@ export class BatchSimulator {
   private tryStart(): DispatchDecision | null {
     const next = this.head();
     if (next === undefined) return null;
-    const view = this.state.dispatchView(this.scenario.rateLimit);
+    const view = {
+      ...this.state.dispatchView(this.scenario.rateLimit),
+      ...(this.scenario.keyLeases ? { keyLease: { ...this.leased } } : {}),
+    };
     const candidate = this.state.reservationOf(next);
     const decision = this.policy(view, candidate, this.clock);
     this.decisions.push(decision);
@@ -397,6 +423,21 @@ export class BatchSimulator {
         this.violation('probe', `request ${next.index} started during an outage, not as a probe`);
       if (this.inFlight.some((c) => c.probe))
         this.violation('probe', `a second probe (request ${next.index}) while one is in flight`);
+    }
+    if (this.scenario.keyLeases) {
+      if (
+        this.leased.requests < 1 ||
+        this.leased.inputTokens < candidate.inputTokens ||
+        this.leased.outputTokens < candidate.outputTokens
+      ) {
+        this.violation(
+          'lease',
+          `request ${next.index} started beyond the lease (${JSON.stringify(this.leased)} left, needs ${candidate.inputTokens} in, ${candidate.outputTokens} out)`,
+        );
+      }
+      this.leased.requests -= 1;
+      this.leased.inputTokens -= candidate.inputTokens;
+      this.leased.outputTokens -= candidate.outputTokens;
     }
     const probe = decision.probe === true;
     this.state.takeNext(this.buffer, next);
@@ -731,6 +772,12 @@ export class BatchSimulator {
   }
 }
 
+/** What the batch's next start would reserve (the drain's lease covers exactly that). */
+function candidateOf(sim: BatchSimulator): { inputTokens: number; outputTokens: number } {
+  const next = sim.state.nextRequest(sim.pendingBuffer(), sim.clock);
+  return next ? sim.state.reservationOf(next) : { inputTokens: 0, outputTokens: 0 };
+}
+
 /** Runs `events`, drains the batch and checks it finished: the simulator, for its violations. */
 export function simulate(
   scenario: SimScenario,
@@ -967,6 +1014,37 @@ export const healthEventsArb: fc.Arbitrary<SimEvent[]> = fc.array(
         kind: fc.constant('rateLimited' as const),
         pick: fc.nat(20),
         retryAfterMs: fc.integer({ min: 0, max: 2_000 }),
+      }),
+    },
+  ),
+  { maxLength: 100 },
+);
+
+/** A batch on a key whose limits are shared, with outages judged batch-wide too. */
+export const leasedScenarioArb: fc.Arbitrary<SimScenario> = healthScenarioArb.map((scenario) => ({
+  ...scenario,
+  keyLeases: true,
+}));
+
+/** Events with the key's limiter granting capacity now and then (sometimes less than a start needs). */
+export const leasedEventsArb: fc.Arbitrary<SimEvent[]> = fc.array(
+  fc.oneof(
+    { weight: 10, arbitrary: simEventArb },
+    {
+      weight: 2,
+      arbitrary: fc.record({
+        kind: fc.constant('apiFailure' as const),
+        pick: fc.nat(20),
+        billed: fc.boolean(),
+      }),
+    },
+    {
+      weight: 3,
+      arbitrary: fc.record({
+        kind: fc.constant('lease' as const),
+        requests: fc.integer({ min: 0, max: 4 }),
+        inputTokens: fc.integer({ min: 0, max: 12_000 }),
+        outputTokens: fc.integer({ min: 0, max: 6_000 }),
       }),
     },
   ),

@@ -15,6 +15,8 @@ import {
   exactScenarioArb,
   healthEventsArb,
   healthScenarioArb,
+  leasedEventsArb,
+  leasedScenarioArb,
   scenarioArb,
   simEventsArb,
   simulate,
@@ -458,6 +460,42 @@ describe('outages, refused keys and 429s: batch-wide events', () => {
   test(`budget, window and settlement still hold with outages and refused keys (${RUNS} sequences)`, () => {
     for (const property of ['budget', 'window', 'settlement'] as const) {
       fc.assert(healthHolds(property), { numRuns: RUNS / 2 });
+    }
+  });
+});
+
+describe("a key's shared limit: starts within the lease", () => {
+  const leaseHolds = (property: SimProperty, broken: Broken = {}, seen = { leaseBlocks: 0 }) =>
+    fc.property(leasedScenarioArb, leasedEventsArb, (scenario, events) => {
+      const sim = simulate(scenario, events, broken);
+      seen.leaseBlocks += sim.decisions.filter((d) => !d.start && d.reason === 'key_lease').length;
+      const violations = sim.violationsOf(property);
+      if (violations.length > 0)
+        throw new Error(violations.map((v) => `step ${v.step}: ${v.message}`).join('\n'));
+    });
+
+  test(`combined starts stay within what the key's limiter granted (${RUNS} sequences)`, () => {
+    const seen = { leaseBlocks: 0 };
+    fc.assert(leaseHolds('lease', {}, seen), { numRuns: RUNS });
+    expect(seen.leaseBlocks).toBeGreaterThan(0);
+  });
+
+  test('fails for a policy that ignores the lease', () => {
+    const ignoresLease: DispatchPolicy = (view, candidate, now) => {
+      const { keyLease: _ignored, ...rest } = view;
+      return decideDispatch(rest, candidate, now);
+    };
+    const result = fc.check(leaseHolds('lease', { policy: ignoresLease }), {
+      numRuns: RUNS,
+      endOnFailure: true,
+    });
+    expect(result.failed).toBe(true);
+    expect(String(result.errorInstance)).toMatch(/beyond the lease/);
+  });
+
+  test(`budget, settlement and probes still hold under leases (${RUNS} sequences)`, () => {
+    for (const property of ['budget', 'settlement', 'probe', 'credentials'] as const) {
+      fc.assert(leaseHolds(property), { numRuns: RUNS / 2 });
     }
   });
 });

@@ -198,6 +198,7 @@ describe('allowedInFlight and BLOCKED_STATE', () => {
       rate_limit: { status: 'running', waitingFor: 'rate_limit' },
       budget: { status: 'running', waitingFor: 'budget' },
       awaiting_budget: { status: 'awaiting_budget', waitingFor: 'budget' },
+      key_lease: { status: 'running', waitingFor: 'rate_limit' },
     });
   });
 });
