@@ -598,7 +598,9 @@ export class BatchState {
     if (this.d.outageGaveUp) return true;
     const streak = this.d.apiFailureStreak;
     streak.push(index);
-    if (streak.length < health.failuresToTrip) return true;
+    // Half the window at least: a wide window meets random failures in threes often, while an
+    // outage fails every call in flight.
+    if (streak.length < Math.max(health.failuresToTrip, Math.ceil(this.allowedInFlight / 2))) return true;
     for (const earlier of streak.slice(0, -1)) {
       const spent = this.d.priorAttempts[earlier];
       if (spent !== undefined && spent > 0) this.d.priorAttempts[earlier] = spent - 1;

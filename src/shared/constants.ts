@@ -84,8 +84,9 @@ export const MAX_CALLS_PER_ACTIVITY = 500;
 
 /**
  * Failures of Maritaca itself (connection errors, timeouts, 5xx) in a row, across requests, after
- * which a batch holds all calls and probes the API instead. A request with at least this many
- * attempts cannot run out of them before the batch notices the outage.
+ * which a batch holds all calls and probes the API instead (or half the window, when that is
+ * more). A request with at least this many attempts cannot run out of them before the batch
+ * notices the outage.
  */
 export const API_FAILURES_TO_TRIP = 3;
 /** First wait before probing an unavailable API, unless a batch sets `apiProbeInterval`. */
