@@ -123,6 +123,8 @@ function carriedDefaults(maxConcurrency: number) {
     paused: false,
     holdUntil: 0,
     rateLimitedResponses: 0,
+    /** Times a 429 cut the concurrency window. */
+    windowCuts: 0,
     rateWindow: [] as WindowEntry[],
     /** Requests sent back to be tried again (a 429, or a failure while attempts remain), before the ones never started. */
     retryQueue: [] as QueuedRetry[],
@@ -492,10 +494,12 @@ export class BatchState {
     const cut = this.d.windowCut;
     if (!cutOncePerRoundTrip) {
       this.d.window = adaptWindow(this.d.window, this.d.maxConcurrency, 'rate_limited');
+      this.d.windowCuts += 1;
     } else if (cut === null || seq === undefined || seq > cut.afterStart) {
       const target = Math.max(this.d.window, cut && this.d.window < cut.target ? cut.target : 0);
       this.d.window = adaptWindow(this.d.window, this.d.maxConcurrency, 'rate_limited');
       this.d.windowCut = { afterStart: this.d.callsStarted, target };
+      this.d.windowCuts += 1;
     }
     this.d.holdUntil = Math.max(this.d.holdUntil, this.now() + retryAfterMs);
     if (attemptsSoFar >= maximumAttempts) return false;
@@ -738,6 +742,7 @@ export class BatchState {
       concurrency: { max: d.maxConcurrency, current: this.allowedInFlight, inUse: d.runsInFlight },
       paused: d.paused,
       rateLimitedResponses: d.rateLimitedResponses,
+      windowCuts: d.windowCuts,
       ...(Object.keys(d.templateOverheads).length > 0 ? { templateOverhead: this.learnedOverhead() } : {}),
       ...(d.credentialsError ? { credentialsError: d.credentialsError } : {}),
       ...(d.outage

@@ -246,6 +246,8 @@ export interface BatchProgress {
   paused: boolean;
   /** 429 answers seen so far. */
   rateLimitedResponses: number;
+  /** Times those 429s cut the concurrency window (at most once per round trip since `api-health`). */
+  windowCuts?: number;
   /** Why the batch failed, when its workflow failed, was terminated or timed out (set by the client). */
   failure?: string;
   /** Template overhead learned from this batch's answers, per model (pass it as `templateOverhead` next time). */
