@@ -34,7 +34,7 @@ export interface DispatchView {
   credentialsRefused?: boolean;
   /** An outage being waited out: when the next probe may go, and whether one is in flight. */
   outage?: { nextProbeAt: number; probing: boolean } | null;
-  /** Maritaca failed the last call(s) answered: no new call until one in flight tells whether it is down. */
+  /** Maritaca failed the last call(s) answered: at most half the window busy until an answer comes. */
   apiFailing?: boolean;
   /**
    * Capacity leased from the key's limiter and not used yet, when the key's limits are shared
@@ -99,9 +99,12 @@ export function decideDispatch(
     if (now < outage.nextProbeAt)
       return { start: false, reason: 'api_unavailable', until: outage.nextProbeAt };
   }
-  // After a failure of Maritaca's, the calls in flight answer first: a burst of new calls into
-  // an outage would only add failures before the breaker trips.
-  if (view.apiFailing && view.inFlight > 0) return { start: false, reason: 'api_failing' };
+  // After a failure of Maritaca's, at most half the window stays busy until an answer comes: a
+  // burst of new calls into an outage would only add failures before the breaker trips, while
+  // random failures should cost little.
+  if (view.apiFailing && view.inFlight >= Math.ceil(allowedInFlight(view.window, view.maxConcurrency) / 2)) {
+    return { start: false, reason: 'api_failing' };
+  }
   if (view.inFlight >= allowedInFlight(view.window, view.maxConcurrency)) {
     return { start: false, reason: 'window_full' };
   }
