@@ -492,19 +492,23 @@ export class BatchState {
     this.d.rateLimitedResponses += 1;
     const seq = this.d.callStartSeq[item.index];
     const cut = this.d.windowCut;
+    const notBefore = this.now() + retryAfterMs;
+    // A 429 to a call started before the last cut answers load that cut already addressed: its
+    // Retry-After holds that request only, not the batch again.
+    const stale = cutOncePerRoundTrip && cut !== null && seq !== undefined && seq <= cut.afterStart;
     if (!cutOncePerRoundTrip) {
       this.d.window = adaptWindow(this.d.window, this.d.maxConcurrency, 'rate_limited');
       this.d.windowCuts += 1;
-    } else if (cut === null || seq === undefined || seq > cut.afterStart) {
+    } else if (!stale) {
       const target = Math.max(this.d.window, cut && this.d.window < cut.target ? cut.target : 0);
       this.d.window = adaptWindow(this.d.window, this.d.maxConcurrency, 'rate_limited');
       this.d.windowCut = { afterStart: this.d.callsStarted, target };
       this.d.windowCuts += 1;
     }
-    this.d.holdUntil = Math.max(this.d.holdUntil, this.now() + retryAfterMs);
+    if (!stale) this.d.holdUntil = Math.max(this.d.holdUntil, notBefore);
     if (attemptsSoFar >= maximumAttempts) return false;
     this.d.priorAttempts[item.index] = attemptsSoFar;
-    this.d.retryQueue.push(item);
+    this.d.retryQueue.push(stale ? { ...item, notBefore } : item);
     this.ledger.requeue(item.index, item.cost, item.maxCost);
     return true;
   }
