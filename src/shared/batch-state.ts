@@ -36,6 +36,8 @@ function overheadKeyOf(item: PageItem): string {
 export interface OutageState {
   /** Workflow time (ms) the outage was declared. */
   since: number;
+  /** Calls started before it was declared (only an answer to a later call, a probe, ends it). */
+  afterStart?: number;
   /** Workflow time (ms) the next probe may start. */
   nextProbeAt: number;
   /** The wait before the next probe; doubles after each failed probe, up to the maximum. */
@@ -138,6 +140,8 @@ function carriedDefaults(maxConcurrency: number) {
     callLatencyMs: null as number | null,
     /** Requests whose calls failed on Maritaca's side one after another, most recent last. */
     apiFailureStreak: [] as number[],
+    /** Start sequence of the first call of the streak: answers to calls started before it are old news. */
+    streakSinceStart: 0,
     /** The outage being waited out, if any. */
     outage: null as OutageState | null,
     /** An outage outlasted `apiOutageTimeout`: failures count against requests until an answer comes. */
@@ -428,7 +432,7 @@ export class BatchState {
       this.ledger.settle(index, output.cost);
       this.learnOverhead(item, usage.promptTokens);
     }
-    this.apiAnswered();
+    this.apiAnswered(index);
     const cut = this.d.windowCut;
     // Recovering from a 429 cut: one more slot per answer, so the window doubles each round trip
     // back to where it was; past that, the usual slow growth.
@@ -554,7 +558,7 @@ export class BatchState {
           return null;
         }
       } else {
-        this.apiAnswered();
+        this.apiAnswered(index);
       }
     }
     const holdMs = failure.retryAfterMs ?? rules.defaultRateLimitHoldMs;
@@ -605,6 +609,7 @@ export class BatchState {
     }
     if (this.d.outageGaveUp) return true;
     const streak = this.d.apiFailureStreak;
+    if (streak.length === 0) this.d.streakSinceStart = this.d.callStartSeq[index] ?? this.d.callsStarted;
     streak.push(index);
     // Half the window at least: a wide window meets random failures in threes often, while an
     // outage fails every call in flight.
@@ -616,6 +621,7 @@ export class BatchState {
     this.d.apiFailureStreak = [];
     this.d.outage = {
       since: now,
+      afterStart: this.d.callsStarted,
       nextProbeAt: now + health.probeIntervalMs,
       probeIntervalMs: health.probeIntervalMs,
       probes: 0,
@@ -624,14 +630,23 @@ export class BatchState {
     return false;
   }
 
-  /** Maritaca answered (whatever it said): it is up, so any outage is over. */
-  private apiAnswered(): void {
-    if (this.d.apiFailureStreak.length > 0) this.d.apiFailureStreak = [];
-    this.d.outageGaveUp = false;
-    if (this.d.outage) {
+  /**
+   * Maritaca answered the call of `index` (whatever it said): it is up, so the streak and any
+   * outage are over, unless the call started before them (a run reports calls it made before the
+   * failures, and a call in flight may answer late): that answer is old news.
+   */
+  private apiAnswered(index: number): void {
+    const seq = this.d.callStartSeq[index];
+    const outage = this.d.outage;
+    if (outage) {
+      if (seq !== undefined && outage.afterStart !== undefined && seq <= outage.afterStart) return;
       this.d.outage = null;
       this.d.probeIndex = null;
     }
+    if (this.d.apiFailureStreak.length > 0 && (seq === undefined || seq >= this.d.streakSinceStart)) {
+      this.d.apiFailureStreak = [];
+    }
+    this.d.outageGaveUp = false;
   }
 
   /** Starts calls again after a pause, or after the worker's key was fixed (`resume`). */
