@@ -311,8 +311,11 @@ export function createCallMaritacaRun(connection: MaritacaConnectionOptions) {
     return withHeartbeats(connection, async (heartbeats) => {
       const call = currentCall();
       const outcomes: RunCallOutcome[] = [];
+      const startedAt = Date.now();
       let stopped = false;
       for (const request of input.calls) {
+        if (input.startWithinMs !== undefined && Date.now() - startedAt >= input.startWithinMs)
+          stopped = true;
         if (stopped || call.signal.aborted) {
           outcomes.push({ kind: 'not_started' });
           continue;

@@ -354,6 +354,11 @@ export interface AnsweredCall {
 /** Input of the `callMaritacaRun` activity: requests called one after another in one slot. */
 export interface CallMaritacaRunInput {
   calls: CallMaritacaInput[];
+  /**
+   * Start no call after this many ms of the run: slow answers (a long tail, hangs) give the
+   * rest back to the workflow instead of holding them behind one slot.
+   */
+  startWithinMs?: number;
 }
 
 /** A call of a run that failed: the failure `callMaritaca` would have thrown, as data. */

@@ -2,6 +2,7 @@ import { CancellationScope, condition, isCancellation, log } from '@temporalio/w
 import {
   BLOCKED_STATE,
   DEFAULT_STRUCTURED_OUTPUT_RETRIES,
+  RUN_TARGET_MS,
   callsPerRun,
   decideDispatch,
   mayJoinRun,
@@ -429,7 +430,7 @@ export class Dispatcher {
             ...runOptionsOf(activities.callOptions, items.length),
             summary: `requests ${first} … ${last} (${items.length})`,
           },
-          [{ calls: items.map((item) => this.callInput(item)) }],
+          [{ calls: items.map((item) => this.callInput(item)), startWithinMs: 2 * RUN_TARGET_MS }],
         ),
       );
       state.countHeartbeats(output.heartbeats);

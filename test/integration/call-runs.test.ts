@@ -62,6 +62,21 @@ describe('runs of calls (several requests per activity, one outcome each)', () =
     expect(await callActivities(handle)).toEqual({ single: 0, runs: 2 });
   });
 
+  test('a run starts no call after 4 s: slow answers give the rest back to the queue, unspent', async () => {
+    ctx.fake.configure({ latencyMs: 300 });
+    const handle = await ctx.batches.start(questions(30), {
+      maxConcurrency: 1,
+      autoApproveBelow: 100,
+      callsPerActivity: 30,
+    });
+    const result = await handle.result();
+    expectEveryIdOnce(result.results, 30);
+    expect(result.results.every((r) => r.ok && r.attempts === 1)).toBe(true);
+    expect(ctx.fake.stats().totalRequests).toBe(30);
+    // 30 calls of 300 ms do not fit one 4-second run (the even share allows all 30 in the first).
+    expect((await callActivities(handle)).runs).toBeGreaterThanOrEqual(3);
+  });
+
   test('a 429 stops its run: the calls it did not make go back to the queue without spending an attempt', async () => {
     ctx.fake.configure({ errorRate429: 0.25, retryAfterSeconds: 1, seed: 17 });
     const handle = await ctx.batches.start(questions(24), {
