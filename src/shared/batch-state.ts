@@ -330,7 +330,8 @@ export class BatchState {
       rateWindow: this.d.rateWindow,
       ledger: this.ledger,
       ...(this.d.credentialsError ? { credentialsRefused: true } : {}),
-      ...(this.d.apiFailureStreak.length > 0 ? { apiFailing: true } : {}),
+      // Two failures in a row, not one: a single random 5xx should cost nothing.
+      ...(this.d.apiFailureStreak.length >= 2 ? { apiFailing: true } : {}),
       ...(this.d.outage
         ? { outage: { nextProbeAt: this.d.outage.nextProbeAt, probing: this.d.probeIndex !== null } }
         : {}),
