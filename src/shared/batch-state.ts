@@ -644,8 +644,11 @@ export class BatchState {
       this.d.outage = null;
       this.d.probeIndex = null;
     }
-    if (this.d.apiFailureStreak.length > 0 && (seq === undefined || seq >= this.d.streakSinceStart)) {
-      this.d.apiFailureStreak = [];
+    if (this.d.apiFailureStreak.length > 0) {
+      // An answer to a call started before the streak still weighs against it (random failures
+      // come with many answers), but only a later call's answer clears it.
+      if (seq === undefined || seq >= this.d.streakSinceStart) this.d.apiFailureStreak = [];
+      else this.d.apiFailureStreak.shift();
     }
     this.d.outageGaveUp = false;
   }
