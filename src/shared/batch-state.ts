@@ -418,10 +418,13 @@ export class BatchState {
   /**
    * A call answered: spend its real cost (its worst case when Maritaca sent no `usage`), learn
    * the template overhead from it, grow the window, and count what it really used against the minute.
+   * It tells that Maritaca is up unless `healthEvidence` is false (a run whose next call then
+   * failed on Maritaca's side: that failure is the newer news from its slot).
    */
   callSucceeded(
     item: PageItem,
     output: Pick<CallMaritacaOutput, 'cost' | 'usage' | 'usageMissing' | 'elapsedMs'>,
+    healthEvidence = true,
   ): void {
     const { index } = item;
     const { usage } = output;
@@ -433,7 +436,7 @@ export class BatchState {
       this.ledger.settle(index, output.cost);
       this.learnOverhead(item, usage.promptTokens);
     }
-    this.apiAnswered(index);
+    if (healthEvidence) this.apiAnswered(index);
     const cut = this.d.windowCut;
     // Recovering from a 429 cut: one more slot per answer, so the window doubles each round trip
     // back to where it was; past that, the usual slow growth.

@@ -4,6 +4,7 @@ import {
   DEFAULT_STRUCTURED_OUTPUT_RETRIES,
   RUN_TARGET_MS,
   callsPerRun,
+  failureClassOf,
   decideDispatch,
   mayJoinRun,
   type BatchOptions,
@@ -443,11 +444,15 @@ export class Dispatcher {
     }
     const failures: FailedOutcome[] = [];
     try {
+      // A run that ended on a failure of Maritaca's: its earlier answers are older news from the
+      // same slot than that failure, so they do not say Maritaca is up.
+      const last = [...settlements].reverse().find((s) => s.kind !== 'not_started');
+      const endedOnApiFailure = last?.kind === 'failed' && failureClassOf(last.failure.error.type) === 'api';
       items.forEach((item, at) => {
         const settlement = settlements[at] ?? { kind: 'not_started' };
         switch (settlement.kind) {
           case 'answered':
-            this.answered(item, settlement.output);
+            this.answered(item, settlement.output, !endedOnApiFailure);
             return;
           case 'not_started':
             state.callNotStarted(item);
@@ -560,7 +565,7 @@ export class Dispatcher {
   }
 
   /** Maritaca answered `item`: keep the answer (inline batches), spend its cost, settle it. */
-  private answered(item: PageItem, output: CallMaritacaOutput): void {
+  private answered(item: PageItem, output: CallMaritacaOutput, healthEvidence = true): void {
     const { state, book } = this.ctx;
     const { call, index } = item;
     const grantedAt = this.grantOf.get(index);
@@ -585,7 +590,7 @@ export class Dispatcher {
       });
     }
     state.countHeartbeats(output.heartbeats);
-    state.callSucceeded(item, output);
+    state.callSucceeded(item, output, healthEvidence);
     this.settle(index);
   }
 
