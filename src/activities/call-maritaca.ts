@@ -136,6 +136,9 @@ function maritacaCaller(connection: MaritacaConnectionOptions) {
         requestBody(input) as unknown as ChatCompletionCreateParamsNonStreaming,
         {
           signal: controller.signal,
+          ...(input.timeoutMs !== undefined
+            ? { timeout: Math.min(input.timeoutMs, connection.requestTimeoutMs ?? input.timeoutMs) }
+            : {}),
           headers: { 'X-Request-Id': `${call.workflowId ?? 'standalone'}/${input.requestId}` },
         },
       );

@@ -81,6 +81,11 @@ export interface JudgedFailure {
   billing?: 'unknown';
   billedCost?: number;
   retryAfterMs?: number;
+  /**
+   * Says nothing about Maritaca's health (a call of a lost run that had already failed on its
+   * own): retried as any failure, but no part of a streak.
+   */
+  healthNeutral?: boolean;
 }
 
 /** Weight of the newest answer in the batch's average latency. */
@@ -556,12 +561,12 @@ export class BatchState {
         this.requeueUnspent(item);
         return null;
       }
-      if (kind === 'api') {
+      if (kind === 'api' && !failure.healthNeutral) {
         if (!this.apiFailed(index, error.message, health)) {
           this.requeueUnspent(item);
           return null;
         }
-      } else {
+      } else if (kind !== 'api') {
         this.apiAnswered(index);
       }
     }

@@ -322,6 +322,11 @@ export interface CallMaritacaInput {
    * each attempt itself (one activity attempt each): for logs that tell a retry from the last try.
    */
   requestAttempt?: { number: number; of: number };
+  /**
+   * The batch's `requestTimeout` for this call, when shorter than the worker's: a call in a run
+   * must time out by itself, or its hang would hold the run until Temporal's timeout lost it all.
+   */
+  timeoutMs?: number;
 }
 
 /** Output of the `callMaritaca` activity. */

@@ -21,6 +21,8 @@ export interface DescribedFailure {
   billedCost?: number;
   /** Heartbeats the call sent before it failed. */
   heartbeats?: number;
+  /** Says nothing about Maritaca's health (see `JudgedFailure.healthNeutral`). */
+  healthNeutral?: boolean;
 }
 
 /**

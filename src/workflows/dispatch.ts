@@ -5,6 +5,7 @@ import {
   RUN_TARGET_MS,
   callsPerRun,
   failureClassOf,
+  parseDurationMs,
   decideDispatch,
   mayJoinRun,
   type BatchOptions,
@@ -528,7 +529,10 @@ export class Dispatcher {
         const output = { cost: call.cost, usage: call.usage, attempt: 1 };
         return { kind: 'answered', output: call.result ? { ...output, result: call.result } : output };
       }
-      return at <= lastAnswered + 1 ? made : { kind: 'not_started' };
+      // Calls before the last answered one had failed on their own (a run goes on only then):
+      // only the call in flight when the run was lost says anything about Maritaca.
+      if (at < lastAnswered) return { kind: 'failed', failure: { ...failure, healthNeutral: true } };
+      return at === lastAnswered + 1 ? made : { kind: 'not_started' };
     });
   }
 
@@ -540,10 +544,12 @@ export class Dispatcher {
 
   /** What the activity calling `item` is given. */
   private callInput(item: PageItem): CallMaritacaInput {
-    const { state, book, maximumAttempts } = this.ctx;
+    const { state, book, maximumAttempts, options } = this.ctx;
     const { call, index } = item;
+    const timeoutMs = this.ctx.callRuns ? parseDurationMs(options.requestTimeout) : undefined;
     return {
       ...call,
+      ...(timeoutMs !== undefined ? { timeoutMs } : {}),
       ...(book.stored || (this.ctx.callRuns && state.view.results) ? { store: this.storeInput(index) } : {}),
       ...(this.ctx.workflowRetries
         ? { requestAttempt: { number: state.priorAttemptsOf(index) + 1, of: maximumAttempts } }
