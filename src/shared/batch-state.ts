@@ -139,6 +139,8 @@ function carriedDefaults(maxConcurrency: number) {
     priorAttempts: {} as Record<string, number>,
     /** Heartbeats Maritaca calls reported sending (Temporal actions the history does not show). */
     heartbeats: 0,
+    /** Calls a request made that did not count against its attempts (during an outage, a refused key). */
+    uncountedCalls: {} as Record<string, number>,
     /** Times a request's answer did not match its requested JSON and it was asked again. */
     reasks: {} as Record<string, number>,
     /** Average time Maritaca took to answer (ms, moving average); null before any answer. */
@@ -388,7 +390,8 @@ export class BatchState {
     const inputTokens = item.contentTokens + learned;
     const exact = (inputTokens * item.price.input + outputTokens * item.price.output) / 1_000_000;
     // Rounded up: the reservation must never be below what the call can cost.
-    return { inputTokens, outputTokens, maxCost: Math.ceil(exact * 1e9) / 1e9 };
+    // (Less a hair of floating-point noise, or 7820 micro-reais would reserve a nano-real more.)
+    return { inputTokens, outputTokens, maxCost: Math.ceil(exact * 1e9 - 1e-6) / 1e9 };
   }
 
   /**
@@ -435,6 +438,7 @@ export class BatchState {
     const { usage } = output;
     delete this.d.priorAttempts[index];
     delete this.d.reasks[index];
+    delete this.d.uncountedCalls[index];
     this.d.succeeded += 1;
     if (output.usageMissing) this.ledger.spendReservation(index);
     else {
@@ -548,7 +552,7 @@ export class BatchState {
     const { error } = failure;
     // With workflow retries every call is one attempt; before, Temporal's retries were inside it.
     const attemptsSoFar = (rules.workflowRetries ? 1 : failure.attempts) + this.priorAttemptsOf(index);
-    const reasked = this.reasksOf(index);
+    const reasked = this.reasksOf(index) + (this.d.uncountedCalls[index] ?? 0);
     if (rules.workflowRetries && failure.billing === 'unknown') this.callOutcomeUnknown(index);
     const health = rules.apiHealth;
     if (health) {
@@ -625,7 +629,10 @@ export class BatchState {
     if (streak.length < Math.max(health.failuresToTrip, Math.ceil(this.allowedInFlight / 2))) return true;
     for (const earlier of streak.slice(0, -1)) {
       const spent = this.d.priorAttempts[earlier];
-      if (spent !== undefined && spent > 0) this.d.priorAttempts[earlier] = spent - 1;
+      if (spent !== undefined && spent > 0) {
+        this.d.priorAttempts[earlier] = spent - 1;
+        this.d.uncountedCalls[earlier] = (this.d.uncountedCalls[earlier] ?? 0) + 1;
+      }
     }
     this.d.apiFailureStreak = [];
     this.d.outage = {
@@ -670,6 +677,7 @@ export class BatchState {
 
   /** A call that was made goes back to the front of the queue without spending an attempt. */
   private requeueUnspent(item: PageItem): void {
+    this.d.uncountedCalls[item.index] = (this.d.uncountedCalls[item.index] ?? 0) + 1;
     this.d.retryQueue.unshift(item);
     this.ledger.requeue(item.index, item.cost, item.maxCost);
   }
@@ -700,6 +708,14 @@ export class BatchState {
     if (count) this.d.heartbeats += count;
   }
 
+  /**
+   * Calls a request made before this one beyond its counted attempts: re-asks, and calls during
+   * an outage or to a refused key. Reported attempts add these (they are calls Maritaca saw).
+   */
+  extraCallsOf(index: number): number {
+    return this.reasksOf(index) + (this.d.uncountedCalls[index] ?? 0);
+  }
+
   /** Times a request was asked again for an answer that did not match its JSON. */
   reasksOf(index: number): number {
     return this.d.reasks[index] ?? 0;
@@ -709,6 +725,7 @@ export class BatchState {
   callFailed(index: number): void {
     delete this.d.priorAttempts[index];
     delete this.d.reasks[index];
+    delete this.d.uncountedCalls[index];
     this.d.failed += 1;
   }
 

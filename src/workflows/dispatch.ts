@@ -560,7 +560,7 @@ export class Dispatcher {
   /** Where the activity writes the answer to `index`, and the attempts it spent before this call. */
   private storeInput(index: number): NonNullable<CallMaritacaInput['store']> {
     const { state } = this.ctx;
-    const attemptsBefore = state.priorAttemptsOf(index) + state.reasksOf(index);
+    const attemptsBefore = state.priorAttemptsOf(index) + state.extraCallsOf(index);
     return {
       results: state.view.results!,
       index,
@@ -591,7 +591,7 @@ export class Dispatcher {
         index,
         ok: true,
         result: output.result,
-        attempts: output.attempt + state.priorAttemptsOf(index) + state.reasksOf(index),
+        attempts: output.attempt + state.priorAttemptsOf(index) + state.extraCallsOf(index),
         cost: output.cost,
       });
     }
