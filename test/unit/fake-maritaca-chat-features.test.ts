@@ -5,24 +5,13 @@ import {
   DEFAULT_FAKE_TEMPLATE_OVERHEAD,
   fakePromptTokens,
   fakePromptTokensOf,
-  startFakeMaritaca,
-  type FakeMaritacaOptions,
   type FakeMaritacaServer,
 } from '../../src/testing/fake-maritaca';
 import { countTokens } from '../../src/tokenizer/maritaca-tokenizer';
+import { fakeServersFor } from '../helpers/fake-servers';
 
 const API_KEY = 'test-key';
-const running: FakeMaritacaServer[] = [];
-
-async function start(options: FakeMaritacaOptions = {}): Promise<FakeMaritacaServer> {
-  const server = await startFakeMaritaca({ apiKey: API_KEY, ...options });
-  running.push(server);
-  return server;
-}
-
-afterEach(async () => {
-  await Promise.all(running.splice(0).map((server) => server.close()));
-});
+const start = fakeServersFor(API_KEY);
 
 function chat(server: FakeMaritacaServer, body: unknown): Promise<Response> {
   return fetch(`${server.url}/chat/completions`, {

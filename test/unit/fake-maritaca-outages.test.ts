@@ -2,24 +2,14 @@ import { Command, CommanderError } from 'commander';
 import { registerFakeServerCommand } from '../../src/cli/fake-server-command';
 import {
   startFakeMaritaca,
-  type FakeMaritacaOptions,
   type FakeMaritacaServer,
   type FakeMaritacaStats,
 } from '../../src/testing/fake-maritaca';
 import { waitFor } from '../helpers/wait';
+import { fakeServersFor } from '../helpers/fake-servers';
 
 const API_KEY = 'sk-fake-outage-key-0123456789';
-const running: FakeMaritacaServer[] = [];
-
-async function start(options: FakeMaritacaOptions = {}): Promise<FakeMaritacaServer> {
-  const server = await startFakeMaritaca({ apiKey: API_KEY, ...options });
-  running.push(server);
-  return server;
-}
-
-afterEach(async () => {
-  await Promise.all(running.splice(0).map((server) => server.close()));
-});
+const start = fakeServersFor(API_KEY);
 
 function request(content: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return { model: 'sabia-4', messages: [{ role: 'user', content }], ...extra };

@@ -8,25 +8,15 @@ import {
   fakePromptTokens,
   fakeTextOfTokens,
   startFakeMaritaca,
-  type FakeMaritacaOptions,
   type FakeMaritacaServer,
   type FakeMaritacaStats,
 } from '../../src/testing/fake-maritaca';
 import { countTokens } from '../../src/tokenizer/maritaca-tokenizer';
 import { waitFor } from '../helpers/wait';
+import { fakeServersFor } from '../helpers/fake-servers';
 
 const API_KEY = 'test-key';
-const running: FakeMaritacaServer[] = [];
-
-async function start(options: FakeMaritacaOptions = {}): Promise<FakeMaritacaServer> {
-  const server = await startFakeMaritaca({ apiKey: API_KEY, ...options });
-  running.push(server);
-  return server;
-}
-
-afterEach(async () => {
-  await Promise.all(running.splice(0).map((server) => server.close()));
-});
+const start = fakeServersFor(API_KEY);
 
 interface ChatCallOptions {
   key?: string | null;
