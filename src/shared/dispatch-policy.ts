@@ -153,11 +153,11 @@ export interface RunSizing {
  */
 export function callsPerRun(sizing: RunSizing): number {
   const { setting, latencyMs, queued, slots } = sizing;
+  if (sizing.rateLimited) return 1;
   let calls: number;
   if (setting !== undefined && setting !== 'auto') calls = setting;
-  else if (sizing.rateLimited || latencyMs === null) calls = 1;
+  else if (latencyMs === null) calls = 1;
   else calls = Math.min(MAX_AUTO_CALLS_PER_ACTIVITY, Math.floor(RUN_TARGET_MS / Math.max(1, latencyMs)));
-  if (sizing.rateLimited) calls = 1;
   const evenShare = Math.ceil(queued / Math.max(1, slots));
   return Math.max(1, Math.min(calls, evenShare));
 }
