@@ -373,7 +373,7 @@ export class Dispatcher {
   // The steps of a call stay in one function, awaiting exactly where they always did: the order
   // of commands in an activation depends on it, and recorded histories must keep replaying.
   private async runRequest(item: PageItem): Promise<void> {
-    const { state, book, activities, options, maximumAttempts } = this.ctx;
+    const { state, activities, maximumAttempts } = this.ctx;
     const { call, index } = item;
     try {
       const output = await this.callScope.run(() =>
@@ -391,25 +391,12 @@ export class Dispatcher {
       }
       const outcome = this.failed(item, describeCallFailure(err, maximumAttempts));
       if (!outcome) return;
-      const { error } = outcome;
-      const record = async (): Promise<void> => {
-        book.keep(outcome);
-        if (book.stored)
-          await activities.appendOutcomes({ results: state.view.results!, outcomes: [outcome] });
-      };
       try {
-        await CancellationScope.nonCancellable(record);
+        await CancellationScope.nonCancellable(() => this.keep([outcome]));
       } catch (writeError) {
-        log.error('Could not record a failed request in the results store', {
-          requestId: call.requestId,
-          error: (writeError as Error).message,
-        });
+        this.keepFailed([outcome], writeError);
       }
-      this.settle(index);
-      if (!options.returnExceptions && !this.fatal) {
-        this.fatal = { id: call.requestId, index, error, attempts: outcome.attempts };
-        this.callScope.cancel();
-      }
+      this.failedForGood([outcome]);
     } finally {
       state.callEnded(index);
     }
@@ -421,7 +408,7 @@ export class Dispatcher {
    * failure: any of them may have been made, so each counts at its worst case and is retried.
    */
   private async runCalls(items: PageItem[]): Promise<void> {
-    const { state, book, activities, options, maximumAttempts } = this.ctx;
+    const { state, activities, maximumAttempts } = this.ctx;
     const first = items[0]!.call.requestId;
     const last = items.at(-1)!.call.requestId;
     let settlements: CallSettlement[];
@@ -469,25 +456,12 @@ export class Dispatcher {
         }
       });
       if (failures.length === 0) return;
-      const record = async (): Promise<void> => {
-        for (const outcome of failures) book.keep(outcome);
-        if (book.stored)
-          await activities.appendOutcomes({ results: state.view.results!, outcomes: failures });
-      };
       try {
-        await CancellationScope.nonCancellable(record);
+        await CancellationScope.nonCancellable(() => this.keep(failures));
       } catch (writeError) {
-        log.error('Could not record failed requests in the results store', {
-          requestIds: failures.map((f) => f.id),
-          error: (writeError as Error).message,
-        });
+        this.keepFailed(failures, writeError);
       }
-      for (const outcome of failures) this.settle(outcome.index);
-      const fatal = failures[0]!;
-      if (!options.returnExceptions && !this.fatal) {
-        this.fatal = { id: fatal.id, index: fatal.index, error: fatal.error, attempts: fatal.attempts };
-        this.callScope.cancel();
-      }
+      this.failedForGood(failures);
     } finally {
       items.forEach((item, at) => state.callEnded(item.index, at === items.length - 1));
     }
@@ -534,6 +508,31 @@ export class Dispatcher {
       if (at < lastAnswered) return { kind: 'failed', failure: { ...failure, healthNeutral: true } };
       return at === lastAnswered + 1 ? made : { kind: 'not_started' };
     });
+  }
+
+  /** Keeps the outcomes of requests that failed for good (inline), or writes them to the store. */
+  private async keep(failures: FailedOutcome[]): Promise<void> {
+    const { state, book, activities } = this.ctx;
+    for (const outcome of failures) book.keep(outcome);
+    if (book.stored) await activities.appendOutcomes({ results: state.view.results!, outcomes: failures });
+  }
+
+  /** Says which failures the store could not take (they are still counted and settled). */
+  private keepFailed(failures: FailedOutcome[], writeError: unknown): void {
+    log.error('Could not record failed requests in the results store', {
+      requestIds: failures.map((f) => f.id),
+      error: (writeError as Error).message,
+    });
+  }
+
+  /** Settles requests that failed for good; without `returnExceptions` the first fails the batch. */
+  private failedForGood(failures: FailedOutcome[]): void {
+    for (const outcome of failures) this.settle(outcome.index);
+    const fatal = failures[0]!;
+    if (!this.ctx.options.returnExceptions && !this.fatal) {
+      this.fatal = { id: fatal.id, index: fatal.index, error: fatal.error, attempts: fatal.attempts };
+      this.callScope.cancel();
+    }
   }
 
   /** A run's outcome of one call, in the terms the workflow settles calls by. */
