@@ -4,7 +4,7 @@ import OpenAI from 'openai';
 import type { ChatCompletionCreateParamsNonStreaming } from 'openai/resources/chat/completions';
 import { estimateBatchCost } from './estimate-cost';
 import { readStructured } from './structured-output';
-import type { BatchStore } from '../store';
+import type { BatchStore, OutcomeLog } from '../store';
 import {
   FailureTypes,
   HEARTBEAT_TIMEOUT_FACTOR,
@@ -18,6 +18,7 @@ import {
   type CallMaritacaRunInput,
   type CallMaritacaRunOutput,
   type ChatResult,
+  type RequestOutcome,
   type RunCallFailure,
   type RunCallOutcome,
   RUN_CALL_FAILED_MESSAGE,
@@ -102,6 +103,8 @@ interface CallContext {
   signal: AbortSignal;
   /** The batch's workflow id, for Maritaca's `X-Request-Id`. */
   workflowId: string | undefined;
+  /** Where a run records its answers (one log for the run); a single call writes its own object. */
+  log?: OutcomeLog;
 }
 
 /**
@@ -207,16 +210,17 @@ function maritacaCaller(connection: MaritacaConnectionOptions) {
       if (input.store && connection.store) {
         // Written before the activity reports back: if the report is lost and the call retried,
         // the second line replaces the first when read.
-        await connection.store.appendOutcomes(input.store.results, [
-          {
-            id: input.requestId,
-            index: input.store.index,
-            ok: true,
-            result,
-            attempts: attempt + (input.store.attemptsBefore ?? 0),
-            cost,
-          },
-        ]);
+        const outcome: RequestOutcome = {
+          id: input.requestId,
+          index: input.store.index,
+          ok: true,
+          result,
+          attempts: attempt + (input.store.attemptsBefore ?? 0),
+          cost,
+        };
+        await (call.log
+          ? call.log.append(outcome)
+          : connection.store.appendOutcomes(input.store.results, [outcome]));
         if (!input.store.returnResult) return { usage: usageSummary, cost, attempt, elapsedMs, ...missing };
       }
       return { result, usage: usageSummary, cost, attempt, elapsedMs, ...missing };
@@ -312,45 +316,66 @@ export function createCallMaritacaRun(connection: MaritacaConnectionOptions) {
   /** Calls each request in turn; never throws for a call's own failure (it is that call's outcome). */
   return async function callMaritacaRun(input: CallMaritacaRunInput): Promise<CallMaritacaRunOutput> {
     return withHeartbeats(connection, async (heartbeats) => {
-      const call = currentCall();
-      const outcomes: RunCallOutcome[] = [];
-      const startedAt = Date.now();
-      let stopped = false;
-      for (const request of input.calls) {
-        if (input.startWithinMs !== undefined && Date.now() - startedAt >= input.startWithinMs)
+      const call = { ...currentCall(), ...runLog(connection.store, input) };
+      try {
+        return { outcomes: await callInTurn(input, call), heartbeats: heartbeats() };
+      } finally {
+        // Every append was awaited before its call reported, so a failed close loses nothing.
+        await call.log?.close().catch(() => undefined);
+      }
+    });
+  };
+
+  /** Calls each request of a run in turn, collecting one outcome per request. */
+  async function callInTurn(input: CallMaritacaRunInput, call: CallContext): Promise<RunCallOutcome[]> {
+    const outcomes: RunCallOutcome[] = [];
+    const startedAt = Date.now();
+    let stopped = false;
+    for (const request of input.calls) {
+      if (input.startWithinMs !== undefined && Date.now() - startedAt >= input.startWithinMs) stopped = true;
+      if (stopped || call.signal.aborted) {
+        outcomes.push({ kind: 'not_started' });
+        continue;
+      }
+      try {
+        outcomes.push({ kind: 'answered', output: await callOnce(request, call) });
+      } catch (err) {
+        if (err instanceof CancelledFailure) {
+          outcomes.push({ kind: 'aborted' });
           stopped = true;
-        if (stopped || call.signal.aborted) {
-          outcomes.push({ kind: 'not_started' });
           continue;
         }
-        try {
-          outcomes.push({ kind: 'answered', output: await callOnce(request, call) });
-        } catch (err) {
-          if (err instanceof CancelledFailure) {
-            outcomes.push({ kind: 'aborted' });
-            stopped = true;
-            continue;
-          }
-          const failure = err as ApplicationFailure;
-          const failed: RunCallFailure = {
-            type: failure.type ?? FailureTypes.ConnectionError,
-            message: failure.message,
-            nonRetryable: failure.nonRetryable ?? false,
-            details: (failure.details?.[0] ?? { attempt: call.attempt }) as CallFailureDetails,
-          };
-          outcomes.push({ kind: 'failed', failure: failed });
-          // Logged as a failed single-call activity would be, so the worker's log reads the same.
-          Context.current().log.warn(RUN_CALL_FAILED_MESSAGE, {
-            requestId: request.requestId,
-            attempt: request.requestAttempt?.number ?? call.attempt,
-            ...(request.requestAttempt ? { maximumAttempts: request.requestAttempt.of } : {}),
-            error: { ...failed, details: [failed.details] },
-          });
-          stopped = !REQUEST_OWN_FAILURES.has(failure.type ?? '');
-        }
+        const failure = err as ApplicationFailure;
+        const failed: RunCallFailure = {
+          type: failure.type ?? FailureTypes.ConnectionError,
+          message: failure.message,
+          nonRetryable: failure.nonRetryable ?? false,
+          details: (failure.details?.[0] ?? { attempt: call.attempt }) as CallFailureDetails,
+        };
+        outcomes.push({ kind: 'failed', failure: failed });
+        // Logged as a failed single-call activity would be, so the worker's log reads the same.
+        Context.current().log.warn(RUN_CALL_FAILED_MESSAGE, {
+          requestId: request.requestId,
+          attempt: request.requestAttempt?.number ?? call.attempt,
+          ...(request.requestAttempt ? { maximumAttempts: request.requestAttempt.of } : {}),
+          error: { ...failed, details: [failed.details] },
+        });
+        stopped = !REQUEST_OWN_FAILURES.has(failure.type ?? '');
       }
-      return { outcomes, heartbeats: heartbeats() };
-    });
+    }
+    return outcomes;
+  }
+}
+
+/** One log for a run's answers, when they go to the store (every call of a run shares one batch's results). */
+function runLog(store: BatchStore | undefined, input: CallMaritacaRunInput): { log?: OutcomeLog } {
+  const stored = input.calls.flatMap((c) => (c.store ? [c.store] : []));
+  if (!store || stored.length === 0) return {};
+  return {
+    log: store.outcomeLog(
+      stored[0]!.results,
+      stored.map((s) => s.index),
+    ),
   };
 }
 

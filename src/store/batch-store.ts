@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { appendFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
@@ -39,6 +40,13 @@ export interface BatchStore {
   /** Writes outcomes, one object each; writing one again (a retried activity) replaces it, never duplicates. */
   appendOutcomes(ref: ResultsRef, outcomes: readonly RequestOutcome[]): Promise<void>;
   /**
+   * Where a run of calls for the requests at `indexes` records its outcomes one at a time: one
+   * object the run appends to, where the backend appends cheaply (a folder), else one object per
+   * outcome as {@link appendOutcomes} writes. Either way each outcome is written when its append
+   * resolves, and read back, compacted and purged like single outcomes.
+   */
+  outcomeLog(ref: ResultsRef, indexes: readonly number[]): OutcomeLog;
+  /**
    * Folds the single outcomes of requests `[startIndex, endIndex)` into one page object and deletes
    * the singles. Idempotent: running it again after a crash at any point leaves the same page.
    */
@@ -46,8 +54,8 @@ export interface BatchStore {
   /** Every outcome, one per request, in input order, streamed (memory stays flat for any size). */
   readOutcomes(ref: ResultsRef): AsyncIterable<RequestOutcome>;
   /**
-   * The outcomes already written one by one for these requests (not yet folded into a page),
-   * in index order; requests without one are left out.
+   * The outcomes already written one by one or in run logs for these requests (not yet folded
+   * into a page), in index order; requests without one are left out.
    */
   readSingleOutcomes(ref: ResultsRef, indexes: readonly number[]): Promise<RequestOutcome[]>;
   /** Deletes the objects at these URLs (missing ones are not an error). */
@@ -56,6 +64,14 @@ export interface BatchStore {
   batchObjects(batchId: string): Promise<string[]>;
   /** Deletes every object of `batchId`; returns how many there were. Objects the store did not write are kept. */
   purge(batchId: string): Promise<number>;
+}
+
+/** Outcomes of one run of calls, recorded as they come (see {@link BatchStore.outcomeLog}). */
+export interface OutcomeLog {
+  /** Records one outcome; it is in the store when this resolves. */
+  append(outcome: RequestOutcome): Promise<void>;
+  /** Ends the log; outcomes already appended stay. */
+  close(): Promise<void>;
 }
 
 /** Options of {@link createBatchStore}. */
@@ -74,6 +90,31 @@ const NEWLINE = 0x0a;
 const READ_PARALLELISM = 16;
 const OUTCOME_PATTERN = /\/outcome-(\d+)\.jsonl$/;
 const PAGE_PATTERN = /\/page-(\d+)-(\d+)\.jsonl$/;
+/** A run's log: the lowest and highest index it may hold, and a suffix unique to the run. */
+const LOG_PATTERN = /\/log-(\d+)-(\d+)-[0-9a-f]+\.jsonl$/;
+
+/** An object holding the outcomes of requests `[start, end)`. */
+interface PageObject {
+  start: number;
+  end: number;
+  url: string;
+}
+
+/** An object holding the outcome of one request. */
+interface SingleObject {
+  index: number;
+  url: string;
+}
+
+/** A run's log, holding outcomes of requests between `lowest` and `highest` (not every one). */
+interface RunLog {
+  lowest: number;
+  highest: number;
+  url: string;
+}
+
+/** An outcome not in a page yet: in its own object, or already read from a run's log. */
+type LooseOutcome = SingleObject | { index: number; outcome: RequestOutcome };
 
 function pad(index: number): string {
   return String(index).padStart(10, '0');
@@ -135,25 +176,65 @@ export function createBatchStore(options: BatchStoreOptions): BatchStore {
       .map((line) => openLine(line, url));
   const readLines = async (url: string): Promise<RequestOutcome[]> =>
     openText(await objectsFor(url).read(url), url).map((line) => JSON.parse(line) as RequestOutcome);
+  /** A log's outcomes; an unfinished last line (its run's process died mid-append) is not one. */
+  const readLog = async (url: string): Promise<RequestOutcome[]> => {
+    const bytes = await objectsFor(url).read(url);
+    return openText(bytes.subarray(0, bytes.lastIndexOf(NEWLINE) + 1), url).map(
+      (line) => JSON.parse(line) as RequestOutcome,
+    );
+  };
+  /** Outcomes of several logs by index; `keep` picks the indexes wanted. */
+  const readLogs = async (
+    logs: readonly RunLog[],
+    keep: (index: number) => boolean,
+  ): Promise<Map<number, RequestOutcome>> => {
+    const byIndex = new Map<number, RequestOutcome>();
+    for (const outcomes of await mapLimited(logs, READ_PARALLELISM, (log) => readLog(log.url))) {
+      for (const outcome of outcomes) if (keep(outcome.index)) byIndex.set(outcome.index, outcome);
+    }
+    return byIndex;
+  };
 
-  /** Lists a results prefix as pages (by first index) and single outcomes (by index). */
+  /** Lists a results prefix as pages (by first index), single outcomes (by index) and run logs. */
   const listResults = async (
     prefix: string,
-  ): Promise<{
-    pages: { start: number; end: number; url: string }[];
-    singles: { index: number; url: string }[];
-  }> => {
-    const pages: { start: number; end: number; url: string }[] = [];
-    const singles: { index: number; url: string }[] = [];
+  ): Promise<{ pages: PageObject[]; singles: SingleObject[]; logs: RunLog[] }> => {
+    const pages: PageObject[] = [];
+    const singles: SingleObject[] = [];
+    const logs: RunLog[] = [];
     for (const url of await objectsFor(prefix).list(prefix)) {
       const page = PAGE_PATTERN.exec(url);
       if (page) pages.push({ start: Number(page[1]), end: Number(page[2]), url });
       const single = OUTCOME_PATTERN.exec(url);
       if (single) singles.push({ index: Number(single[1]), url });
+      const log = LOG_PATTERN.exec(url);
+      if (log) logs.push({ lowest: Number(log[1]), highest: Number(log[2]), url });
     }
     pages.sort((a, b) => a.start - b.start);
     singles.sort((a, b) => a.index - b.index);
-    return { pages, singles };
+    return { pages, singles, logs };
+  };
+
+  const appendOutcomes = async (ref: ResultsRef, outcomes: readonly RequestOutcome[]): Promise<void> => {
+    if (outcomes.length === 0) return;
+    if (ref.type === 'jsonl') {
+      // Results files of batches started by earlier versions: appended, the latest line wins.
+      const text = outcomes.map((o) => sealLine(JSON.stringify(o))).join('\n') + '\n';
+      const previous = appendQueues.get(ref.path) ?? Promise.resolve();
+      const next = previous.then(async () => {
+        await mkdir(path.dirname(ref.path), { recursive: true });
+        await appendFile(ref.path, text);
+      });
+      appendQueues.set(
+        ref.path,
+        next.catch(() => undefined),
+      );
+      return next;
+    }
+    await mapLimited(outcomes, READ_PARALLELISM, async (outcome) => {
+      const url = joinUrl(ref.url, `outcome-${pad(outcome.index)}.jsonl`);
+      await objectsFor(url).write(url, sealLine(JSON.stringify(outcome)) + '\n');
+    });
   };
 
   return {
@@ -231,46 +312,52 @@ export function createBatchStore(options: BatchStoreOptions): BatchStore {
       return { type: 'objects', url: joinUrl(batchPrefix(batchId), `results${runId ? `-${runId}` : ''}/`) };
     },
 
-    async appendOutcomes(ref, outcomes) {
-      if (outcomes.length === 0) return;
-      if (ref.type === 'jsonl') {
-        // Results files of batches started by earlier versions: appended, the latest line wins.
-        const text = outcomes.map((o) => sealLine(JSON.stringify(o))).join('\n') + '\n';
-        const previous = appendQueues.get(ref.path) ?? Promise.resolve();
-        const next = previous.then(async () => {
-          await mkdir(path.dirname(ref.path), { recursive: true });
-          await appendFile(ref.path, text);
-        });
-        appendQueues.set(
-          ref.path,
-          next.catch(() => undefined),
-        );
-        return next;
+    appendOutcomes,
+
+    outcomeLog(ref, indexes) {
+      const appendOne = (outcome: RequestOutcome): Promise<void> => appendOutcomes(ref, [outcome]);
+      const objects = ref.type === 'objects' ? objectsFor(ref.url) : undefined;
+      if (ref.type !== 'objects' || !objects?.openAppend || indexes.length === 0) {
+        return { append: appendOne, close: async () => undefined };
       }
-      await mapLimited(outcomes, READ_PARALLELISM, async (outcome) => {
-        const url = joinUrl(ref.url, `outcome-${pad(outcome.index)}.jsonl`);
-        await objectsFor(url).write(url, sealLine(JSON.stringify(outcome)) + '\n');
-      });
+      const lowest = Math.min(...indexes);
+      const highest = Math.max(...indexes);
+      const url = joinUrl(
+        ref.url,
+        `log-${pad(lowest)}-${pad(highest)}-${randomUUID().replace(/-/g, '')}.jsonl`,
+      );
+      const appender = objects.openAppend(url);
+      return {
+        append: (outcome) =>
+          outcome.index < lowest || outcome.index > highest
+            ? appendOne(outcome)
+            : appender.append(sealLine(JSON.stringify(outcome)) + '\n'),
+        close: () => appender.close(),
+      };
     },
 
     async readSingleOutcomes(ref, indexes) {
       if (ref.type !== 'objects' || indexes.length === 0) return [];
-      const found = await mapLimited(
-        [...indexes].sort((a, b) => a - b),
-        READ_PARALLELISM,
-        async (index) => {
-          const url = joinUrl(ref.url, `outcome-${pad(index)}.jsonl`);
-          return (await objectsFor(url).size(url)) === undefined ? [] : readLines(url);
-        },
+      const wanted = new Set(indexes);
+      const { singles, logs } = await listResults(ref.url);
+      const found = await readLogs(
+        logs.filter((log) => indexes.some((i) => i >= log.lowest && i <= log.highest)),
+        (index) => wanted.has(index),
       );
-      return found.flat();
+      const mine = singles.filter((s) => wanted.has(s.index));
+      for (const outcomes of await mapLimited(mine, READ_PARALLELISM, (s) => readLines(s.url))) {
+        for (const outcome of outcomes) found.set(outcome.index, outcome);
+      }
+      return [...found.values()].sort((a, b) => a.index - b.index);
     },
 
     async compactOutcomes(ref, startIndex, endIndex) {
       if (ref.type !== 'objects') return;
-      const { pages, singles } = await listResults(ref.url);
-      const mine = singles.filter((s) => s.index >= startIndex && s.index < endIndex);
-      if (mine.length === 0) return;
+      const { pages, singles, logs } = await listResults(ref.url);
+      const inPage = (index: number): boolean => index >= startIndex && index < endIndex;
+      const mine = singles.filter((s) => inPage(s.index));
+      const myLogs = logs.filter((log) => log.lowest < endIndex && log.highest >= startIndex);
+      if (mine.length === 0 && myLogs.length === 0) return;
       const pageUrl = joinUrl(ref.url, `page-${pad(startIndex)}-${pad(endIndex)}.jsonl`);
       const byIndex = new Map<number, RequestOutcome>();
       // A crash after the page was written but before every single was deleted leaves both:
@@ -278,14 +365,25 @@ export function createBatchStore(options: BatchStoreOptions): BatchStore {
       if (pages.some((p) => p.url === pageUrl)) {
         for (const outcome of await readLines(pageUrl)) byIndex.set(outcome.index, outcome);
       }
+      const logged = await mapLimited(myLogs, READ_PARALLELISM, (log) => readLog(log.url));
+      for (const outcome of logged.flat()) if (inPage(outcome.index)) byIndex.set(outcome.index, outcome);
       for (const outcomes of await mapLimited(mine, READ_PARALLELISM, (s) => readLines(s.url))) {
         for (const outcome of outcomes) byIndex.set(outcome.index, outcome);
       }
+      if (byIndex.size === 0) return;
       const lines = [...byIndex.values()]
         .sort((a, b) => a.index - b.index)
         .map((o) => sealLine(JSON.stringify(o)));
       await objectsFor(pageUrl).write(pageUrl, lines.join('\n') + '\n');
       await objectsFor(pageUrl).remove(mine.map((s) => s.url));
+      if (myLogs.length === 0) return;
+      // A log also holding requests of a page not compacted yet stays until that page is. Pages
+      // are listed again after this one is written, so of two compactions sharing a log at
+      // least the later one sees both pages and deletes it.
+      const { pages: pagesNow } = await listResults(ref.url);
+      const paged = (index: number): boolean => pagesNow.some((p) => index >= p.start && index < p.end);
+      const done = myLogs.filter((_, i) => logged[i]!.every((o) => paged(o.index)));
+      await objectsFor(pageUrl).remove(done.map((log) => log.url));
     },
 
     async *readOutcomes(ref) {
@@ -293,32 +391,39 @@ export function createBatchStore(options: BatchStoreOptions): BatchStore {
         yield* readLegacyResults(ref.path, (line) => openLine(line, ref.path));
         return;
       }
-      const { pages, singles } = await listResults(ref.url);
-      let single = 0;
-      const flushSinglesBelow = async function* (limit: number): AsyncGenerator<RequestOutcome> {
-        const due: { index: number; url: string }[] = [];
-        while (single < singles.length && singles[single]!.index < limit) due.push(singles[single++]!);
+      const { pages, singles, logs } = await listResults(ref.url);
+      // Logs hold the outcomes of runs whose pages are not compacted yet: few, so read at once.
+      // An outcome in its own object wins over the same request's in a log (a later rewrite).
+      const ownObject = new Set(singles.map((s) => s.index));
+      const logged = await readLogs(logs, (index) => !ownObject.has(index));
+      const loose: LooseOutcome[] = [
+        ...singles,
+        ...[...logged.values()].map((outcome) => ({ index: outcome.index, outcome })),
+      ].sort((a, b) => a.index - b.index);
+      const readLoose = async (item: LooseOutcome): Promise<RequestOutcome[]> =>
+        'outcome' in item ? [item.outcome] : readLines(item.url);
+      let next = 0;
+      const flushLooseBelow = async function* (limit: number): AsyncGenerator<RequestOutcome> {
+        const due: LooseOutcome[] = [];
+        while (next < loose.length && loose[next]!.index < limit) due.push(loose[next++]!);
         for (let i = 0; i < due.length; i += READ_PARALLELISM) {
-          const chunk = await mapLimited(due.slice(i, i + READ_PARALLELISM), READ_PARALLELISM, (s) =>
-            readLines(s.url),
-          );
+          const chunk = await mapLimited(due.slice(i, i + READ_PARALLELISM), READ_PARALLELISM, readLoose);
           for (const outcomes of chunk) yield* outcomes;
         }
       };
       for (const page of pages) {
-        yield* flushSinglesBelow(page.start);
+        yield* flushLooseBelow(page.start);
         const outcomes = await readLines(page.url);
-        // Singles the page already holds (left by an interrupted compaction) are not read twice.
+        // Outcomes the page already holds (left by an interrupted compaction) are not read twice.
         const held = new Set(outcomes.map((o) => o.index));
-        const extra: { index: number; url: string }[] = [];
-        for (; single < singles.length && singles[single]!.index < page.end; single++) {
-          if (!held.has(singles[single]!.index)) extra.push(singles[single]!);
+        const extra: LooseOutcome[] = [];
+        for (; next < loose.length && loose[next]!.index < page.end; next++) {
+          if (!held.has(loose[next]!.index)) extra.push(loose[next]!);
         }
-        for (const more of await mapLimited(extra, READ_PARALLELISM, (s) => readLines(s.url)))
-          outcomes.push(...more);
+        for (const more of await mapLimited(extra, READ_PARALLELISM, readLoose)) outcomes.push(...more);
         yield* extra.length > 0 ? outcomes.sort((a, b) => a.index - b.index) : outcomes;
       }
-      yield* flushSinglesBelow(Number.POSITIVE_INFINITY);
+      yield* flushLooseBelow(Number.POSITIVE_INFINITY);
     },
 
     async remove(urls) {

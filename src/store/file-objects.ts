@@ -1,10 +1,21 @@
 import { randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
+import {
+  mkdir,
+  open,
+  readdir,
+  type FileHandle,
+  readFile,
+  rename,
+  rmdir,
+  stat,
+  unlink,
+  writeFile,
+} from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { StoreAccessError, type ObjectStorage } from './object-storage';
+import { StoreAccessError, type ObjectAppender, type ObjectStorage } from './object-storage';
 
 const PERMANENT_CODES = new Set(['ENOENT', 'EACCES', 'EPERM', 'ENOTDIR', 'EISDIR']);
 
@@ -102,6 +113,42 @@ export function createFileObjectStorage(): ObjectStorage {
         throw fail('list', prefix, err);
       }
       return files.map((file) => pathToFileURL(file).href).sort();
+    },
+
+    openAppend(url): ObjectAppender {
+      const file = fileURLToPath(url);
+      let handle: Promise<FileHandle> | undefined;
+      const openOnce = async (): Promise<FileHandle> => {
+        try {
+          return await open(file, 'a');
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+          await mkdir(path.dirname(file), { recursive: true });
+          return open(file, 'a');
+        }
+      };
+      return {
+        async append(text) {
+          handle ??= openOnce();
+          let opened: FileHandle;
+          try {
+            opened = await handle;
+          } catch (err) {
+            handle = undefined;
+            throw fail('write', url, err);
+          }
+          try {
+            await opened.appendFile(text);
+          } catch (err) {
+            throw fail('write', url, err);
+          }
+        },
+        async close() {
+          const opened = handle;
+          handle = undefined;
+          if (opened) await (await opened).close();
+        },
+      };
     },
 
     async remove(urls) {

@@ -10,10 +10,11 @@ export {
   sourceUrl,
   type BatchStore,
   type BatchStoreOptions,
+  type OutcomeLog,
 } from './batch-store';
 export { defaultStoreUrl, storeFromEnv, storeFromUrl, type StoreFromUrlOptions } from './config';
 export { createFileObjectStorage } from './file-objects';
-export { StoreAccessError, type ObjectStorage } from './object-storage';
+export { StoreAccessError, type ObjectAppender, type ObjectStorage } from './object-storage';
 export { createS3ObjectStorage, parseS3Url, type S3ObjectStorageOptions } from './s3-objects';
 export * from './jsonl';
 export { MaritacaBatchError } from './errors/maritaca-batch-error';

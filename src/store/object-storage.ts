@@ -18,6 +18,19 @@ export interface ObjectStorage {
   list(prefix: string): Promise<string[]>;
   /** Deletes objects; missing ones are not an error. */
   remove(urls: readonly string[]): Promise<void>;
+  /**
+   * An object that grows by appends, for backends that append cheaply (a local folder; S3 has no
+   * append). Nothing is created before the first append.
+   */
+  openAppend?(url: string): ObjectAppender;
+}
+
+/** Appends to one object; a reader may see an unfinished last line while an append is under way. */
+export interface ObjectAppender {
+  /** Adds `text` at the end of the object, creating it (and its folder) on the first append. */
+  append(text: string): Promise<void>;
+  /** Releases the object; appends already awaited stay written. */
+  close(): Promise<void>;
 }
 
 /**

@@ -167,6 +167,46 @@ describe.each(backends)('batch store on $name', (backend) => {
     );
   });
 
+  test("a run's log is read back, found for a lost run, and deleted once pages hold all of it", async () => {
+    const ref = store.resultsRefFor('run-log', 'run1') as Extract<ResultsRef, { type: 'objects' }>;
+    // One run over requests of two pages ([0, 10) and [10, 20)); request 7 is never answered.
+    const log = store.outcomeLog(ref, [3, 4, 7, 12]);
+    for (const index of [3, 4, 12]) await log.append(outcome(index));
+    await log.close();
+    await store.appendOutcomes(ref, [outcome(5)]);
+    const logs = (await store.batchObjects('run-log')).filter((u) => u.includes('/log-'));
+    // A folder appends to one object per run; S3 cannot append, so each outcome is its own object.
+    expect(logs).toHaveLength(backend.name === 'file' ? 1 : 0);
+
+    expect((await store.readSingleOutcomes(ref, [3, 7, 12])).map((o) => o.index)).toEqual([3, 12]);
+    expect((await collectOutcomes(store.readOutcomes(ref))).map((o) => o.index)).toEqual([3, 4, 5, 12]);
+
+    await store.compactOutcomes(ref, 0, 10);
+    let objects = await store.batchObjects('run-log');
+    // Request 12's page is not compacted yet, so its log stays and 12 is read from it once.
+    expect(objects.filter((u) => u.includes('/log-'))).toHaveLength(logs.length);
+    expect((await collectOutcomes(store.readOutcomes(ref))).map((o) => o.index)).toEqual([3, 4, 5, 12]);
+
+    await store.compactOutcomes(ref, 10, 20);
+    objects = await store.batchObjects('run-log');
+    expect(objects.map((u) => u.slice(u.lastIndexOf('/') + 1)).sort()).toEqual([
+      'page-0000000000-0000000010.jsonl',
+      'page-0000000010-0000000020.jsonl',
+    ]);
+    expect((await collectOutcomes(store.readOutcomes(ref))).map((o) => o.index)).toEqual([3, 4, 5, 12]);
+  });
+
+  test("a log's unfinished last line (its process died mid-append) is not an outcome", async () => {
+    const ref = store.resultsRefFor('torn-log', 'run1') as Extract<ResultsRef, { type: 'objects' }>;
+    const whole = JSON.stringify(outcome(1));
+    const torn = JSON.stringify(outcome(2)).slice(0, 40);
+    await backend.raw().write(`${ref.url}log-0000000001-0000000002-abc123.jsonl`, `${whole}\n${torn}`);
+    expect((await store.readSingleOutcomes(ref, [1, 2])).map((o) => o.index)).toEqual([1]);
+    expect((await collectOutcomes(store.readOutcomes(ref))).map((o) => o.index)).toEqual([1]);
+    await store.compactOutcomes(ref, 0, 10);
+    expect((await collectOutcomes(store.readOutcomes(ref))).map((o) => o.index)).toEqual([1]);
+  });
+
   test('with encryption, nothing it writes is readable without the key', async () => {
     const sealed = storeFromUrl(root, { s3: { endpoint }, encryption: keys });
     const url = await sealed.putRequests('sealed', localFile(requestLines(30)));
@@ -175,10 +215,14 @@ describe.each(backends)('batch store on $name', (backend) => {
       ref,
       Array.from({ length: 30 }, (_, i) => outcome(i, `resposta secreta ${i}`)),
     );
+    const log = sealed.outcomeLog(ref, [30, 31]);
+    await log.append(outcome(30, 'resposta secreta 30'));
+    await log.close();
     await sealed.compactOutcomes(ref, 0, 20);
     const raw = backend.raw();
     const objects = await sealed.batchObjects('sealed');
-    expect(objects.length).toBe(12);
+    // Requests, a page, 10 singles and the log (on S3, one more single instead).
+    expect(objects.length).toBe(13);
     for (const object of objects) {
       const bytes = (await raw.read(object)).toString('utf8');
       expect(bytes).not.toContain('secreta');
@@ -190,7 +234,7 @@ describe.each(backends)('batch store on $name', (backend) => {
     expect(page.requests).toHaveLength(30);
     expect(page.requests[7]!.messages[0]!.content).toContain('secreta 7');
     expect((await collectOutcomes(sealed.readOutcomes(ref))).map((o) => o.index)).toEqual(
-      Array.from({ length: 30 }, (_, i) => i),
+      Array.from({ length: 31 }, (_, i) => i),
     );
     // Without it: a clear refusal, not garbage.
     await expect(collectOutcomes(store.readOutcomes(ref))).rejects.toThrow(/encrypted/);
@@ -199,7 +243,7 @@ describe.each(backends)('batch store on $name', (backend) => {
       s3: { endpoint },
       encryption: { keyId: 'k2', key: randomBytes(32), previousKeys: { k1: keys.key } },
     });
-    expect(await collectOutcomes(rotated.readOutcomes(ref))).toHaveLength(30);
+    expect(await collectOutcomes(rotated.readOutcomes(ref))).toHaveLength(31);
   });
 
   test('purge deletes every object of one batch and nothing of another', async () => {
