@@ -317,12 +317,26 @@ export function createCallMaritacaRun(connection: MaritacaConnectionOptions) {
   return async function callMaritacaRun(input: CallMaritacaRunInput): Promise<CallMaritacaRunOutput> {
     return withHeartbeats(connection, async (heartbeats) => {
       const call = { ...currentCall(), ...runLog(connection.store, input) };
+      let outcomes: RunCallOutcome[];
       try {
-        return { outcomes: await callInTurn(input, call), heartbeats: heartbeats() };
-      } finally {
-        // Every append was awaited before its call reported, so a failed close loses nothing.
+        outcomes = await callInTurn(input, call);
+      } catch (err) {
         await call.log?.close().catch(() => undefined);
+        throw err;
       }
+      // Answers an S3 log still holds are written before the run reports them. If that fails,
+      // the run fails, and the workflow reads back what the store has, as for a lost worker
+      // (the calls whose answers were not written were billed).
+      try {
+        await call.log?.close();
+      } catch (err) {
+        throw ApplicationFailure.create({
+          type: (err as Error).name || 'Error',
+          message: (err as Error).message,
+          details: [{ attempt: call.attempt, billing: 'unknown' } satisfies CallFailureDetails],
+        });
+      }
+      return { outcomes, heartbeats: heartbeats() };
     });
   };
 

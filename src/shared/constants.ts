@@ -1,4 +1,4 @@
-import type { BatchStatus } from './types';
+import type { BatchStatus, ResultsRef } from './types';
 
 /** Workflow type name other SDKs and the `temporal` CLI start. */
 export const WORKFLOW_TYPE = 'maritacaBatch';
@@ -22,6 +22,22 @@ export const DEFAULT_RETRY = {
 
 /** Batches up to this size return their outcomes inline; larger ones keep them in the results store. */
 export const INLINE_RESULTS_MAX = 1000;
+/**
+ * Answers a run of calls writes per object on S3, which cannot append: one write per answer costs
+ * an object and a round trip each, a ten-fold cost for fast calls. A run also writes what it
+ * holds whenever half a second has passed since its last write, so slow calls are written one by one.
+ */
+export const S3_RUN_ANSWERS_PER_OBJECT = 10;
+
+/**
+ * How many answered calls a run lost with its worker may have left unwritten after the last one
+ * the store holds: none where the store appends each answer (a folder), fewer than
+ * {@link S3_RUN_ANSWERS_PER_OBJECT} on S3. The workflow counts them as maybe billed and asks again.
+ */
+export function unwrittenRunAnswersAtMost(results: ResultsRef): number {
+  return results.type === 'objects' && results.url.startsWith('s3://') ? S3_RUN_ANSWERS_PER_OBJECT - 1 : 0;
+}
+
 /** Default bound on the events of one run (`historyEventLimit`); the batch continues as new before it. */
 export const DEFAULT_HISTORY_EVENT_LIMIT = 10_000;
 /**

@@ -6,7 +6,13 @@ import readline from 'node:readline';
 import { Transform, type Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { isSealedLine, type LineSealer } from '../codec/sealed-lines';
-import type { BatchRequest, RequestOutcome, RequestSource, ResultsRef } from '../shared';
+import {
+  S3_RUN_ANSWERS_PER_OBJECT,
+  type BatchRequest,
+  type RequestOutcome,
+  type RequestSource,
+  type ResultsRef,
+} from '../shared';
 import { MaritacaBatchError } from './errors/maritaca-batch-error';
 import { parseBatchJsonl } from './jsonl';
 import { StoreAccessError, joinUrl, type ObjectStorage } from './object-storage';
@@ -40,10 +46,10 @@ export interface BatchStore {
   /** Writes outcomes, one object each; writing one again (a retried activity) replaces it, never duplicates. */
   appendOutcomes(ref: ResultsRef, outcomes: readonly RequestOutcome[]): Promise<void>;
   /**
-   * Where a run of calls for the requests at `indexes` records its outcomes one at a time: one
-   * object the run appends to, where the backend appends cheaply (a folder), else one object per
-   * outcome as {@link appendOutcomes} writes. Either way each outcome is written when its append
-   * resolves, and read back, compacted and purged like single outcomes.
+   * Where a run of calls for the requests at `indexes` records its outcomes: one object the run
+   * appends to where the backend appends (a folder), each outcome written when its append
+   * resolves; on S3, one object per {@link S3_RUN_ANSWERS_PER_OBJECT} outcomes or half a second,
+   * the rest written by `close`. Logs are read back, compacted and purged like single outcomes.
    */
   outcomeLog(ref: ResultsRef, indexes: readonly number[]): OutcomeLog;
   /**
@@ -91,7 +97,9 @@ const READ_PARALLELISM = 16;
 const OUTCOME_PATTERN = /\/outcome-(\d+)\.jsonl$/;
 const PAGE_PATTERN = /\/page-(\d+)-(\d+)\.jsonl$/;
 /** A run's log: the lowest and highest index it may hold, and a suffix unique to the run. */
-const LOG_PATTERN = /\/log-(\d+)-(\d+)-[0-9a-f]+\.jsonl$/;
+const LOG_PATTERN = /\/log-(\d+)-(\d+)-[0-9a-f]+(?:-\d+)?\.jsonl$/;
+/** An S3 log writes what it holds once this long has passed since its last write. */
+const RUN_LOG_WRITE_AFTER_MS = 500;
 
 /** An object holding the outcomes of requests `[start, end)`. */
 interface PageObject {
@@ -316,23 +324,46 @@ export function createBatchStore(options: BatchStoreOptions): BatchStore {
 
     outcomeLog(ref, indexes) {
       const appendOne = (outcome: RequestOutcome): Promise<void> => appendOutcomes(ref, [outcome]);
-      const objects = ref.type === 'objects' ? objectsFor(ref.url) : undefined;
-      if (ref.type !== 'objects' || !objects?.openAppend || indexes.length === 0) {
-        return { append: appendOne, close: async () => undefined };
-      }
+      const oneByOne: OutcomeLog = { append: appendOne, close: async () => undefined };
+      if (ref.type !== 'objects' || indexes.length === 0) return oneByOne;
+      const objects = objectsFor(ref.url);
       const lowest = Math.min(...indexes);
       const highest = Math.max(...indexes);
-      const url = joinUrl(
-        ref.url,
-        `log-${pad(lowest)}-${pad(highest)}-${randomUUID().replace(/-/g, '')}.jsonl`,
-      );
-      const appender = objects.openAppend(url);
+      const name = joinUrl(ref.url, `log-${pad(lowest)}-${pad(highest)}-${randomUUID().replace(/-/g, '')}`);
+      const outside = (outcome: RequestOutcome): boolean => outcome.index < lowest || outcome.index > highest;
+      const line = (outcome: RequestOutcome): string => sealLine(JSON.stringify(outcome)) + '\n';
+      if (objects.openAppend) {
+        const appender = objects.openAppend(`${name}.jsonl`);
+        return {
+          append: (outcome) => (outside(outcome) ? appendOne(outcome) : appender.append(line(outcome))),
+          close: () => appender.close(),
+        };
+      }
+      // Workflows know how many answers an S3 log may hold back (unwrittenRunAnswersAtMost); for
+      // any other backend without appends, each answer is written on its own.
+      if (!ref.url.startsWith('s3://')) return oneByOne;
+      let pending: string[] = [];
+      let part = 0;
+      let lastWriteAt = Date.now();
+      const writePending = async (): Promise<void> => {
+        if (pending.length === 0) return;
+        // A failed write keeps its lines pending: the next write (or the run's close) tries again.
+        await objects.write(`${name}-${part}.jsonl`, pending.join(''));
+        pending = [];
+        part += 1;
+        lastWriteAt = Date.now();
+      };
       return {
-        append: (outcome) =>
-          outcome.index < lowest || outcome.index > highest
-            ? appendOne(outcome)
-            : appender.append(sealLine(JSON.stringify(outcome)) + '\n'),
-        close: () => appender.close(),
+        async append(outcome) {
+          if (outside(outcome)) return appendOne(outcome);
+          pending.push(line(outcome));
+          if (
+            pending.length >= S3_RUN_ANSWERS_PER_OBJECT ||
+            Date.now() - lastWriteAt >= RUN_LOG_WRITE_AFTER_MS
+          )
+            await writePending();
+        },
+        close: writePending,
       };
     },
 

@@ -1,9 +1,10 @@
-import { CancellationScope, condition, isCancellation, log } from '@temporalio/workflow';
+import { CancellationScope, condition, isCancellation, log, patched } from '@temporalio/workflow';
 import {
   BLOCKED_STATE,
   DEFAULT_STRUCTURED_OUTPUT_RETRIES,
   RUN_TARGET_MS,
   callsPerRun,
+  unwrittenRunAnswersAtMost,
   failureClassOf,
   parseDurationMs,
   decideDispatch,
@@ -28,6 +29,12 @@ import { describeCallFailure, describeRunFailure, type DescribedFailure } from '
 import type { OutcomeBook } from './outcomes';
 import type { PageQueue } from './pages';
 import type { Reporter } from './reporting';
+
+/**
+ * Patch id: a lost run on an S3 store counts the answers its log may have held back as made
+ * (earlier versions assumed every answer was written before the next call).
+ */
+const S3_RUN_LOG_PATCH = 's3-run-logs';
 
 /** Hold applied after a 429 that carried no `Retry-After`. */
 const DEFAULT_RATE_LIMIT_HOLD_MS = 1_000;
@@ -497,6 +504,10 @@ export class Dispatcher {
     items.forEach((item, at) => {
       if (byIndex.has(item.index)) lastAnswered = at;
     });
+    // Where the store holds a run's answers back (S3 writes several per object), the calls after
+    // the last answer it has may have been answered too: they count as made, maybe billed.
+    const heldBack = unwrittenRunAnswersAtMost(state.view.results);
+    const mayHaveBeenMade = heldBack > 0 && patched(S3_RUN_LOG_PATCH) ? heldBack + 1 : 1;
     return items.map((item, at): CallSettlement => {
       const call = byIndex.get(item.index);
       if (call) {
@@ -506,7 +517,10 @@ export class Dispatcher {
       // Calls before the last answered one had failed on their own (a run goes on only then):
       // only the call in flight when the run was lost says anything about Maritaca.
       if (at < lastAnswered) return { kind: 'failed', failure: { ...failure, healthNeutral: true } };
-      return at === lastAnswered + 1 ? made : { kind: 'not_started' };
+      if (at === lastAnswered + 1) return made;
+      return at <= lastAnswered + mayHaveBeenMade
+        ? { kind: 'failed', failure: { ...failure, healthNeutral: true } }
+        : { kind: 'not_started' };
     });
   }
 

@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { collectOutcomes, storeFromUrl, toJsonlInputLines } from '../../src';
+import { S3_RUN_ANSWERS_PER_OBJECT, collectOutcomes, storeFromUrl, toJsonlInputLines } from '../../src';
 import { startFakeMaritaca, type FakeMaritacaServer } from '../../src/testing/fake-maritaca';
 import { createTestBucket } from '../../src/testing/s3-server';
 import { CLI, spawnProcess, type Spawned } from '../helpers/processes';
@@ -153,7 +153,9 @@ describe('two workers and a client on hosts that share no disk', () => {
     expect(results.map((r) => r.custom_id)).toEqual(ids);
     expect(results.every((r) => r.response.status_code === 200)).toBe(true);
 
-    // Every request reached Maritaca at least once; only calls cut off by the kill went twice.
+    // Every request reached Maritaca at least once. Only calls cut off by the kill went twice: per
+    // run lost (at most the 20 of the window), the call in flight and the answers its S3 log had
+    // not written yet.
     const counts = fake.stats().byRequestId;
     let duplicates = 0;
     for (const id of ids) {
@@ -161,13 +163,16 @@ describe('two workers and a client on hosts that share no disk', () => {
       expect(sent).toBeGreaterThanOrEqual(1);
       duplicates += sent - 1;
     }
-    expect(duplicates).toBeLessThanOrEqual(20);
+    console.log(
+      `multi-host: ${duplicates} calls sent twice after the kill (bound ${20 * S3_RUN_ANSWERS_PER_OBJECT})`,
+    );
+    expect(duplicates).toBeLessThanOrEqual(20 * S3_RUN_ANSWERS_PER_OBJECT);
 
     // The store holds the upload and one object per page, each request exactly once.
     const store = storeFromUrl(storeUrl, { s3: { endpoint } });
     const objects = await store.batchObjects(batchId);
     expect(objects.filter((u) => u.includes('/page-'))).toHaveLength(COUNT / 500);
-    expect(objects.filter((u) => u.includes('/outcome-'))).toHaveLength(0);
+    expect(objects.filter((u) => u.includes('/outcome-') || u.includes('/log-'))).toHaveLength(0);
     const ref = {
       type: 'objects' as const,
       url: objects.find((u) => u.includes('/page-'))!.replace(/page-[^/]+$/, ''),

@@ -18,7 +18,12 @@ import {
   type ObjectStorage,
 } from '../../src/store';
 import { createTestBucket } from '../../src/testing/s3-server';
-import type { RequestOutcome, ResultsRef } from '../../src/shared';
+import {
+  S3_RUN_ANSWERS_PER_OBJECT,
+  unwrittenRunAnswersAtMost,
+  type RequestOutcome,
+  type ResultsRef,
+} from '../../src/shared';
 
 process.env.AWS_ACCESS_KEY_ID ??= 'test';
 process.env.AWS_SECRET_ACCESS_KEY ??= 'test';
@@ -175,8 +180,7 @@ describe.each(backends)('batch store on $name', (backend) => {
     await log.close();
     await store.appendOutcomes(ref, [outcome(5)]);
     const logs = (await store.batchObjects('run-log')).filter((u) => u.includes('/log-'));
-    // A folder appends to one object per run; S3 cannot append, so each outcome is its own object.
-    expect(logs).toHaveLength(backend.name === 'file' ? 1 : 0);
+    expect(logs).toHaveLength(1);
 
     expect((await store.readSingleOutcomes(ref, [3, 7, 12])).map((o) => o.index)).toEqual([3, 12]);
     expect((await collectOutcomes(store.readOutcomes(ref))).map((o) => o.index)).toEqual([3, 4, 5, 12]);
@@ -194,6 +198,22 @@ describe.each(backends)('batch store on $name', (backend) => {
       'page-0000000010-0000000020.jsonl',
     ]);
     expect((await collectOutcomes(store.readOutcomes(ref))).map((o) => o.index)).toEqual([3, 4, 5, 12]);
+  });
+
+  test('a log holds back at most what workflows allow for: nothing on a folder, under ten answers on S3', async () => {
+    const ref = store.resultsRefFor('held-back', 'run1') as Extract<ResultsRef, { type: 'objects' }>;
+    const indexes = Array.from({ length: 25 }, (_, i) => i);
+    const log = store.outcomeLog(ref, indexes);
+    for (const index of indexes) await log.append(outcome(index));
+    const written = await store.readSingleOutcomes(ref, indexes);
+    expect(written.map((o) => o.index)).toEqual(
+      indexes.slice(0, backend.name === 'file' ? 25 : 2 * S3_RUN_ANSWERS_PER_OBJECT),
+    );
+    expect(indexes.length - written.length).toBeLessThanOrEqual(unwrittenRunAnswersAtMost(ref));
+    await log.close();
+    expect((await store.readSingleOutcomes(ref, indexes)).map((o) => o.index)).toEqual(indexes);
+    const objects = (await store.batchObjects('held-back')).filter((u) => u.includes('/log-'));
+    expect(objects).toHaveLength(backend.name === 'file' ? 1 : 3);
   });
 
   test("a log's unfinished last line (its process died mid-append) is not an outcome", async () => {
@@ -221,7 +241,7 @@ describe.each(backends)('batch store on $name', (backend) => {
     await sealed.compactOutcomes(ref, 0, 20);
     const raw = backend.raw();
     const objects = await sealed.batchObjects('sealed');
-    // Requests, a page, 10 singles and the log (on S3, one more single instead).
+    // Requests, a page, 10 singles and the log.
     expect(objects.length).toBe(13);
     for (const object of objects) {
       const bytes = (await raw.read(object)).toString('utf8');

@@ -26,6 +26,7 @@ const CURRENT_SHAPES = [
   'call-runs',
   'api-health',
   'key-leases',
+  's3-run-logs',
 ];
 const V0_1_SHAPES = ['approved', 'budget-pause', 'continue-as-new', 'failed', 'failures', 'rejected'];
 

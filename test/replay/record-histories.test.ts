@@ -14,7 +14,16 @@ import path from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { defaultPayloadConverter } from '@temporalio/common';
+import { randomUUID } from 'node:crypto';
 import { toJsonlInputLines, type BatchHandle } from '../../src';
+import {
+  StoreAccessError,
+  createBatchStore,
+  createFileObjectStorage,
+  createS3ObjectStorage,
+  type ObjectStorage,
+} from '../../src/store';
+import { createTestBucket } from '../../src/testing/s3-server';
 import { questions, startTestContext, type TestContext } from '../helpers/context';
 import { waitFor } from '../helpers/wait';
 
@@ -40,6 +49,7 @@ const SHAPES = [
   'call-runs',
   'api-health',
   'key-leases',
+  's3-run-logs',
 ];
 const only = process.env.RECORD_SHAPES?.split(',')
   .map((shape) => shape.trim())
@@ -343,6 +353,45 @@ describeRecording('recording replay fixtures', () => {
       await save('key-leases', handle);
     } finally {
       await limited.close();
+    }
+  });
+
+  record(['s3-run-logs'], 'a run lost on an S3 store: answers its log held back count as made', async () => {
+    // The first write of a run's log fails once, so the run fails after its calls were answered:
+    // the workflow finds nothing in the store and counts the held-back answers as maybe billed.
+    const endpoint = process.env.TEST_S3_ENDPOINT!;
+    const bucket = `record-${randomUUID().slice(0, 8)}`;
+    await createTestBucket(endpoint, bucket);
+    const s3 = createS3ObjectStorage({ endpoint });
+    let failed = false;
+    const failingOnce: ObjectStorage = {
+      ...s3,
+      async write(url, body) {
+        if (!failed && url.includes('/log-')) {
+          failed = true;
+          throw new StoreAccessError('write', url, new Error('injected for the recording'), false);
+        }
+        return s3.write(url, body);
+      },
+    };
+    const store = createBatchStore({
+      url: `s3://${bucket}/batches`,
+      objects: (scheme) => (scheme === 's3' ? failingOnce : createFileObjectStorage()),
+    });
+    const onS3 = await startTestContext({ latencyMs: 5 }, { store });
+    try {
+      const handle = await onS3.batches.start(questions(8), {
+        maxConcurrency: 1,
+        autoApproveBelow: 10,
+        callsPerActivity: 4,
+      });
+      const result = await handle.result();
+      expect(result.status).toBe('completed');
+      expect(failed).toBe(true);
+      expect((await handle.progress()).budget?.unconfirmed ?? 0).toBeGreaterThan(0);
+      await save('s3-run-logs', handle);
+    } finally {
+      await onS3.close();
     }
   });
 
