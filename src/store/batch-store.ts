@@ -413,7 +413,8 @@ export function createBatchStore(options: BatchStoreOptions): BatchStore {
       // least the later one sees both pages and deletes it.
       const { pages: pagesNow } = await listResults(ref.url);
       const paged = (index: number): boolean => pagesNow.some((p) => index >= p.start && index < p.end);
-      const done = myLogs.filter((_, i) => logged[i]!.every((o) => paged(o.index)));
+      // A log with no whole line yet may be one a run has just opened: it is never deleted.
+      const done = myLogs.filter((_, i) => logged[i]!.length > 0 && logged[i]!.every((o) => paged(o.index)));
       await objectsFor(pageUrl).remove(done.map((log) => log.url));
     },
 

@@ -216,6 +216,15 @@ describe.each(backends)('batch store on $name', (backend) => {
     expect(objects).toHaveLength(backend.name === 'file' ? 1 : 3);
   });
 
+  test('a log a run has only just opened is never deleted by a compaction its range spans', async () => {
+    const ref = store.resultsRefFor('fresh-log', 'run1') as Extract<ResultsRef, { type: 'objects' }>;
+    const fresh = `${ref.url}log-0000000005-0000000015-def456.jsonl`;
+    await backend.raw().write(fresh, '');
+    await store.appendOutcomes(ref, [outcome(1)]);
+    await store.compactOutcomes(ref, 0, 10);
+    expect(await store.batchObjects('fresh-log')).toContain(fresh);
+  });
+
   test("a log's unfinished last line (its process died mid-append) is not an outcome", async () => {
     const ref = store.resultsRefFor('torn-log', 'run1') as Extract<ResultsRef, { type: 'objects' }>;
     const whole = JSON.stringify(outcome(1));
