@@ -400,7 +400,7 @@ function section({ startedAt, load, report, langchainVersion }) {
     '| --- | --- | --- | --- | --- | --- |',
     ...priceRows,
     '',
-    `The ${int(p.batchRequests)}-request figures scale each batch's actions per request linearly, so they also scale its fixed actions (all but heartbeats and \`callMaritaca\` schedules: ${runs.map((r) => `${fixedOf(r)} in the ${r.label} batch, ${perRequest(fixedOf(r), r.requests)} per request`).join('; ')}), which a large batch spreads thinner, and leave out the continue-as-new runs and page loads a batch that size adds (section 5: 74 runs for 100,000 requests).`,
+    `The ${int(p.batchRequests)}-request figures scale each batch's actions per request linearly, so they also scale its fixed actions (all but heartbeats and \`callMaritaca\` schedules: ${runs.map((r) => `${fixedOf(r)} in the ${r.label} batch, ${perRequest(fixedOf(r), r.requests)} per request`).join('; ')}), which a large batch spreads thinner, and leave out the continue-as-new runs and page loads a batch that size adds (section 5 gives how many runs 100,000 requests take).`,
     '',
     `**Latency per request slot** (${WINDOW.requests} requests, fixed latency ${WINDOW.latencyMs} ms, concurrency ${WINDOW.concurrency}; ideal ${WINDOW.requests}/${WINDOW.concurrency} × ${(WINDOW.latencyMs / 1000).toFixed(1)} s = ${WINDOW_IDEAL_S.toFixed(1)} s; ${WINDOW.reps} repetitions after an untimed warm-up batch of ${WINDOW.concurrency * 2} requests, median (min–max)). Orchestration per slot = (wall − ideal) / ${WINDOW_SLOTS} slots.`,
     '',
