@@ -216,6 +216,25 @@ describe.each(backends)('batch store on $name', (backend) => {
     expect(objects).toHaveLength(backend.name === 'file' ? 1 : 3);
   });
 
+  test('on S3 a log also writes what it holds once half a second has passed since its last write', async () => {
+    const ref = store.resultsRefFor('slow-log', 'run1') as Extract<ResultsRef, { type: 'objects' }>;
+    let now = Date.now();
+    const clock = jest.spyOn(Date, 'now').mockImplementation(() => now);
+    try {
+      const log = store.outcomeLog(ref, [0, 1, 2]);
+      await log.append(outcome(0));
+      const afterFirst = await store.readSingleOutcomes(ref, [0, 1, 2]);
+      expect(afterFirst).toHaveLength(backend.name === 'file' ? 1 : 0);
+      // A slow call: its answer is written at once, with the one held before it.
+      now += 600;
+      await log.append(outcome(1));
+      expect((await store.readSingleOutcomes(ref, [0, 1, 2])).map((o) => o.index)).toEqual([0, 1]);
+      await log.close();
+    } finally {
+      clock.mockRestore();
+    }
+  });
+
   test('a log a run has only just opened is never deleted by a compaction its range spans', async () => {
     const ref = store.resultsRefFor('fresh-log', 'run1') as Extract<ResultsRef, { type: 'objects' }>;
     const fresh = `${ref.url}log-0000000005-0000000015-def456.jsonl`;
