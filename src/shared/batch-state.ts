@@ -161,8 +161,6 @@ function carriedDefaults(maxConcurrency: number) {
     windowCut: null as { afterStart: number; target: number } | null,
     results: null as ResultsRef | null,
     openPages: [] as OpenPage[],
-    /** Pages whose compaction was still running when the last run continued as new: done again. */
-    compactions: [] as { start: number; end: number }[],
   };
 }
 
@@ -813,21 +811,10 @@ export class BatchState {
     return learnedTemplateOverheads(this.d.templateOverheads);
   }
 
-  /**
-   * The state the next run starts from; `cursor` is where its paging resumes, `compactions` the
-   * pages it compacts again (their compaction had not finished).
-   */
-  toCarried(
-    cursor: { startIndex: number; byteOffset: number },
-    compactions: { start: number; end: number }[] = [],
-  ): CarriedState {
+  /** The state the next run starts from; `cursor` is where its paging resumes. */
+  toCarried(cursor: { startIndex: number; byteOffset: number }): CarriedState {
     const carried = {} as Record<string, unknown>;
     for (const key of Object.keys(carriedDefaults(0))) carried[key] = this.d[key as keyof StateData];
-    return {
-      ...(carried as CarriedState),
-      pageStartIndex: cursor.startIndex,
-      byteOffset: cursor.byteOffset,
-      compactions,
-    };
+    return { ...(carried as CarriedState), pageStartIndex: cursor.startIndex, byteOffset: cursor.byteOffset };
   }
 }

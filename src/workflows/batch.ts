@@ -52,8 +52,6 @@ const CALL_RUNS_PATCH = 'call-runs';
 const API_HEALTH_PATCH = 'api-health';
 /** Starts are leased from the key's limiter when workers declare the key's limits. */
 const KEY_LEASES_PATCH = 'key-leases';
-/** A run continues as new without waiting for its page compactions; the next run does them again. */
-const HAND_OVER_COMPACTIONS_PATCH = 'hand-over-compactions';
 
 /**
  * The durable batch: estimates the cost, waits for approval, then runs every request through a
@@ -148,7 +146,6 @@ async function runBatch(run: BatchRun): Promise<BatchResult> {
   const callRuns = workflowRetries && patched(CALL_RUNS_PATCH);
   const apiHealth = callRuns && patched(API_HEALTH_PATCH);
   const keyLeases = apiHealth && patched(KEY_LEASES_PATCH);
-  const handOverCompactions = keyLeases && patched(HAND_OVER_COMPACTIONS_PATCH);
   // Calls of a run write their answers to the store even in an inline batch: if the run's worker
   // dies, what the store holds tells the answered calls from the ones never made.
   if (callRuns && !state.view.results)
@@ -156,9 +153,6 @@ async function runBatch(run: BatchRun): Promise<BatchResult> {
   state.markRunning();
   reporter.setStatus('running');
   const pages = new PageQueue(state, activities, input, run.total);
-  // Compactions the last run left running are done again (idempotent; usually already done).
-  const results = state.view.results;
-  if (results?.type === 'objects') for (const page of state.view.compactions) pages.compact(results, page);
   const end = await new Dispatcher({
     state,
     reporter,
@@ -178,7 +172,6 @@ async function runBatch(run: BatchRun): Promise<BatchResult> {
     historyEventLimit: options.historyEventLimit ?? DEFAULT_HISTORY_EVENT_LIMIT,
     approvalTimeoutMs,
     compactPages,
-    handOverCompactions,
   }).run();
 
   switch (end.kind) {
@@ -277,6 +270,6 @@ async function continueInNewRun(run: BatchRun, pages: PageQueue, compactPages: b
     ...(input.requests ? { requests: input.requests } : {}),
     ...(input.source ? { source: input.source } : {}),
     options: input.options,
-    resume: state.toCarried(pages.cursor(), pages.compactionsInFlight()),
+    resume: state.toCarried(pages.cursor()),
   });
 }

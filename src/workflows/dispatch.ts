@@ -86,11 +86,6 @@ export interface DispatchContext {
   /** Finished pages are compacted in the store (not in runs that began before compaction existed). */
   compactPages: boolean;
   /**
-   * A run that continues as new hands its compactions in flight (and a page load) to the next run
-   * instead of waiting for them (not in runs that began before this existed).
-   */
-  handOverCompactions?: boolean;
-  /**
    * Failed calls come back to the workflow after one attempt: it counts the ones that may have
    * been billed and schedules the next attempt itself (not in runs that began before this existed,
    * whose calls Temporal retries on its own).
@@ -178,12 +173,7 @@ export class Dispatcher {
           break;
         }
       }
-      // Calls in flight always finish here (their outcomes count); compactions and a page load
-      // can carry on without this run: the next one compacts again and reloads from the cursor.
-      const handOver = end.kind === 'continue' && this.ctx.handOverCompactions === true;
-      await condition(
-        () => state.view.inFlight === 0 && (handOver || (!pages.loading && pages.compacting === 0)),
-      );
+      await condition(() => state.view.inFlight === 0 && !pages.loading && pages.compacting === 0);
     } catch (err) {
       if (!isCancellation(err)) throw err;
       this.cancelled = true;

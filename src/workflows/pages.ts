@@ -30,8 +30,6 @@ export class PageQueue {
   loading = false;
   /** `compactOutcomes` activities in flight. */
   compacting = 0;
-  /** The pages those activities compact. */
-  private readonly compactingPages = new Set<{ start: number; end: number }>();
   /** Pages settled while outcomes were still kept inline: compacted if the batch moves them to the store. */
   readonly settledInline: { start: number; end: number }[] = [];
 
@@ -118,7 +116,6 @@ export class PageQueue {
   /** Folds a finished page's outcomes into one object in the store (a failure only costs objects). */
   compact(results: ResultsRef, page: { start: number; end: number }): void {
     this.compacting += 1;
-    this.compactingPages.add(page);
     this.activities
       .compactOutcomes({ results, startIndex: page.start, endIndex: page.end })
       .catch((err: unknown) =>
@@ -130,13 +127,7 @@ export class PageQueue {
       )
       .finally(() => {
         this.compacting -= 1;
-        this.compactingPages.delete(page);
         this.state.bump();
       });
-  }
-
-  /** Pages being compacted now (a run that continues as new hands them to the next). */
-  compactionsInFlight(): { start: number; end: number }[] {
-    return [...this.compactingPages].map(({ start, end }) => ({ start, end }));
   }
 }

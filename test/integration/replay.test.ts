@@ -27,7 +27,6 @@ const CURRENT_SHAPES = [
   'api-health',
   'key-leases',
   's3-run-logs',
-  'hand-over-compactions',
 ];
 const V0_1_SHAPES = ['approved', 'budget-pause', 'continue-as-new', 'failed', 'failures', 'rejected'];
 

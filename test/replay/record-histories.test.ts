@@ -9,10 +9,8 @@
  * The timed shapes (approval-timeout, retry-after-hold, rate-window, budget-timeout) each check
  * that their history holds the timer they exist for.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { defaultPayloadConverter } from '@temporalio/common';
@@ -52,7 +50,6 @@ const SHAPES = [
   'api-health',
   'key-leases',
   's3-run-logs',
-  'hand-over-compactions',
 ];
 const only = process.env.RECORD_SHAPES?.split(',')
   .map((shape) => shape.trim())
@@ -397,61 +394,6 @@ describeRecording('recording replay fixtures', () => {
       await onS3.close();
     }
   });
-
-  record(
-    ['hand-over-compactions'],
-    'continue-as-new while a page is compacted: the next run compacts it again',
-    async () => {
-      // Page writes wait until the batch has continued as new, so a compaction is in flight then.
-      const folder = createFileObjectStorage();
-      let release: () => void = () => undefined;
-      const released = new Promise<void>((resolve) => (release = resolve));
-      let held = 0;
-      const holdingPages: ObjectStorage = {
-        ...folder,
-        async write(url, body) {
-          if (url.includes('/page-')) {
-            held += 1;
-            await released;
-          }
-          return folder.write(url, body);
-        },
-      };
-      const store = createBatchStore({
-        url: pathToFileURL(mkdtempSync(path.join(tmpdir(), 'record-hand-over-'))).href,
-        objects: () => holdingPages,
-      });
-      const holding = await startTestContext({ latencyMs: 2 }, { store });
-      try {
-        const handle = await holding.batches.start(questions(1200), {
-          maxConcurrency: 20,
-          autoApproveBelow: 100,
-          callsPerActivity: 1,
-          historyEventLimit: 2000,
-        });
-        const runs = async (): Promise<number> => {
-          let n = 0;
-          for await (const _ of holding.temporal.workflow.list({ query: `WorkflowId = "${handle.batchId}"` }))
-            n++;
-          return n;
-        };
-        await waitFor(
-          async () => held,
-          (n) => n > 0,
-          { timeoutMs: 60_000 },
-        );
-        const before = await runs();
-        await waitFor(runs, (n) => n > before, { timeoutMs: 60_000 });
-        release();
-        expect((await handle.result()).status).toBe('completed');
-        await save('hand-over-compactions', handle);
-      } finally {
-        release();
-        await holding.close();
-      }
-    },
-    180_000,
-  );
 
   record(['retry-after-hold'], 'a 429 with Retry-After holds every call', async () => {
     // Seeded: the same calls are refused on every recording.
