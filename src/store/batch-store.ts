@@ -7,7 +7,7 @@ import { Transform, type Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { isSealedLine, type LineSealer } from '../codec/sealed-lines';
 import {
-  S3_RUN_ANSWERS_PER_OBJECT,
+  unwrittenRunAnswersAtMost,
   type BatchRequest,
   type RequestOutcome,
   type RequestSource,
@@ -48,7 +48,7 @@ export interface BatchStore {
   /**
    * Where a run of calls for the requests at `indexes` records its outcomes: one object the run
    * appends to where the backend appends (a folder), each outcome written when its append
-   * resolves; on S3, one object per {@link S3_RUN_ANSWERS_PER_OBJECT} outcomes or half a second,
+   * resolves; on S3, one object per `S3_RUN_ANSWERS_PER_OBJECT` outcomes or half a second,
    * the rest written by `close`. Logs are read back, compacted and purged like single outcomes.
    */
   outcomeLog(ref: ResultsRef, indexes: readonly number[]): OutcomeLog;
@@ -339,9 +339,10 @@ export function createBatchStore(options: BatchStoreOptions): BatchStore {
           close: () => appender.close(),
         };
       }
-      // Workflows know how many answers an S3 log may hold back (unwrittenRunAnswersAtMost); for
-      // any other backend without appends, each answer is written on its own.
-      if (!ref.url.startsWith('s3://')) return oneByOne;
+      // A log holds back only as many answers as workflows allow for when a run is lost (S3);
+      // where they allow none, each answer is written on its own.
+      const perObject = unwrittenRunAnswersAtMost(ref) + 1;
+      if (perObject === 1) return oneByOne;
       let pending: string[] = [];
       let part = 0;
       let lastWriteAt = Date.now();
@@ -357,10 +358,7 @@ export function createBatchStore(options: BatchStoreOptions): BatchStore {
         async append(outcome) {
           if (outside(outcome)) return appendOne(outcome);
           pending.push(line(outcome));
-          if (
-            pending.length >= S3_RUN_ANSWERS_PER_OBJECT ||
-            Date.now() - lastWriteAt >= RUN_LOG_WRITE_AFTER_MS
-          )
+          if (pending.length >= perObject || Date.now() - lastWriteAt >= RUN_LOG_WRITE_AFTER_MS)
             await writePending();
         },
         close: writePending,
