@@ -483,6 +483,8 @@ export class Dispatcher {
   private async lostRun(items: PageItem[], failure: DescribedFailure): Promise<CallSettlement[]> {
     const { state, activities } = this.ctx;
     const made: CallSettlement = { kind: 'failed', failure };
+    // A failed call that says nothing about Maritaca's health.
+    const madeQuietly: CallSettlement = { kind: 'failed', failure: { ...failure, healthNeutral: true } };
     if (!state.view.results) return items.map(() => made);
     let answered: AnsweredCall[] = [];
     try {
@@ -516,11 +518,9 @@ export class Dispatcher {
       }
       // Calls before the last answered one had failed on their own (a run goes on only then):
       // only the call in flight when the run was lost says anything about Maritaca.
-      if (at < lastAnswered) return { kind: 'failed', failure: { ...failure, healthNeutral: true } };
+      if (at < lastAnswered) return madeQuietly;
       if (at === lastAnswered + 1) return made;
-      return at <= lastAnswered + mayHaveBeenMade
-        ? { kind: 'failed', failure: { ...failure, healthNeutral: true } }
-        : { kind: 'not_started' };
+      return at <= lastAnswered + mayHaveBeenMade ? madeQuietly : { kind: 'not_started' };
     });
   }
 
